@@ -1,0 +1,170 @@
+"""The Differentiable Neural Computer: controller + memory + output layer, unrolled over time.
+
+Per step (Graves et al. 2016, Methods):
+
+    chi_t       = [x_t; r^1_{t-1}; ...; r^R_{t-1}]               controller input
+    h_t         = controller(chi_t)
+    xi_t        = W_xi h_t                                       interface vector (raw)
+    v_t         = W_y h_t                                        controller output
+    r_t, state  = memory(xi_t, state)                            see memory.py
+    y_t         = v_t + W_r [r^1_t; ...; r^R_t]                  output
+
+`DNCCell` is one step and has the controller call shape, so a DNC can itself be the controller of another
+DNC. `DNC` unrolls a cell over a batch-first sequence [B, T, X] -> [B, T, Y]; the time loop is the only loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from .controllers import build_controller
+from .memory import Memory, MemoryState
+
+
+class DNCState(NamedTuple):
+    controller: Any  # the controller's own state (a nested tuple of batch-first tensors)
+    memory: MemoryState
+    read_vectors: Tensor  # [B, R, W]  r_t, fed to the controller at t + 1
+
+
+class _ClipGradient(torch.autograd.Function):
+    """Identity forward; backward clamps the gradient to [-bound, bound]."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, bound: float) -> Tensor:
+        ctx.bound = bound
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return grad.clamp(-ctx.bound, ctx.bound), None
+
+
+def clip_gradient(x: Tensor, bound: float | None) -> Tensor:
+    """Clip the gradient flowing back through x to [-bound, bound] (no-op when bound is None)."""
+    return x if bound is None or not x.requires_grad else _ClipGradient.apply(x, bound)
+
+
+def tree_where(keep_new: Tensor, new: Any, old: Any) -> Any:
+    """Per sample, take `new` where keep_new [B] is True and `old` elsewhere, through nested tuples."""
+    if isinstance(new, Tensor):
+        return torch.where(keep_new.view(-1, *([1] * (new.dim() - 1))), new, old)
+    if isinstance(new, tuple) and hasattr(new, "_fields"):  # NamedTuple
+        return type(new)(*(tree_where(keep_new, n, o) for n, o in zip(new, old, strict=True)))
+    if isinstance(new, (tuple, list)):
+        return type(new)(tree_where(keep_new, n, o) for n, o in zip(new, old, strict=True))
+    raise TypeError(f"state leaves must be tensors or tuples, got {type(new).__name__}")
+
+
+class DNCCell(nn.Module):
+    """One step of the DNC: (x_t [B, X], state) -> (y_t [B, Y], state).
+
+    Args:
+        input_size, output_size: X and Y.
+        controller: 'lstm', 'ff', or a factory `f(controller_input_size) -> nn.Module` with the
+            controller call shape (see controllers.py). The controller input size is X + R*W.
+        controller_size, controller_layers: size of the built-in controllers.
+        memory_slots, word_size, read_heads: N, W, R.
+        clip_activation_grad: clip the gradient on the controller's output activations to
+            [-c, c] (the paper uses 10); None to turn off.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        controller: str | Callable[[int], nn.Module] = "lstm",
+        controller_size: int = 256,
+        controller_layers: int = 1,
+        memory_slots: int = 256,
+        word_size: int = 64,
+        read_heads: int = 4,
+        clip_activation_grad: float | None = 10.0,
+    ):
+        super().__init__()
+        self.input_size, self.output_size = input_size, output_size
+        self.read_heads, self.word_size = read_heads, word_size
+        self.clip_activation_grad = clip_activation_grad
+        self.memory = Memory(memory_slots, word_size, read_heads)
+        chi_size = input_size + read_heads * word_size
+        if isinstance(controller, str):
+            self.controller = build_controller(controller, chi_size, controller_size, controller_layers)
+        else:
+            self.controller = controller(chi_size)
+        hidden = self.controller.output_size
+        self.interface = nn.Linear(hidden, self.memory.interface_size)  # W_xi
+        self.output = nn.Linear(hidden, output_size)  # W_y
+        self.read_output = nn.Linear(read_heads * word_size, output_size, bias=False)  # W_r
+
+    def initial_state(self, batch_size: int, device=None, dtype=None) -> DNCState:
+        """Zero controller state (parameter dtype), zero memory state and read vectors (float32 or float64)."""
+        param = next(self.parameters())
+        device = device if device is not None else param.device
+        dtype = dtype or (param.dtype if param.dtype == torch.float64 else torch.float32)
+        memory = self.memory.initial_state(batch_size, device=device, dtype=dtype)
+        reads = torch.zeros(batch_size, self.read_heads, self.word_size, device=device, dtype=dtype)
+        return DNCState(self.controller.initial_state(batch_size, device, param.dtype), memory, reads)
+
+    def forward(self, x: Tensor, state: DNCState, trace: dict | None = None) -> tuple[Tensor, DNCState]:
+        chi = torch.cat([x, state.read_vectors.flatten(1).to(x.dtype)], dim=-1)  # [B, X + R*W]
+        h, controller_state = self.controller(chi, state.controller)  # [B, H]
+        h = clip_gradient(h, self.clip_activation_grad)
+        read_vectors, memory_state = self.memory(self.interface(h), state.memory, trace)  # [B, R, W]
+        y = self.output(h) + self.read_output(read_vectors.flatten(1).to(h.dtype))  # [B, Y]
+        return y, DNCState(controller_state, memory_state, read_vectors)
+
+
+TRACE_KEYS = (
+    "write_weights", "read_weights", "usage", "allocation", "free_gates", "allocation_gate", "write_gate",
+    "read_modes", "erase_vector", "write_strength", "read_strengths", "forward_weights", "backward_weights",
+)  # fmt: skip
+
+
+class DNC(nn.Module):
+    """The DNC unrolled over time: x [B, T, X] -> y [B, T, Y].
+
+    forward(x, state=None, mask=None, trace=False):
+        state: a DNCState to continue from (None: the zero state), so a story can be fed in pieces.
+        mask: [B, T] bool, False on padding; padded steps leave the state untouched and output zeros.
+        trace: also return a dict of every memory quantity per step (keys: TRACE_KEYS), each [B, T, ...].
+    Returns (y, state) or (y, state, trace).
+    Constructor arguments are those of DNCCell.
+    """
+
+    def __init__(self, input_size: int, output_size: int, **kwargs):
+        super().__init__()
+        self.cell = DNCCell(input_size, output_size, **kwargs)
+        self.input_size, self.output_size = input_size, output_size
+
+    @property
+    def memory(self) -> Memory:
+        return self.cell.memory
+
+    def initial_state(self, batch_size: int, device=None, dtype=None) -> DNCState:
+        return self.cell.initial_state(batch_size, device, dtype)
+
+    def forward(self, x: Tensor, state: DNCState | None = None, mask: Tensor | None = None, trace: bool = False):
+        B, T, _ = x.shape
+        if state is None:
+            state = self.initial_state(B, device=x.device)
+        outputs, steps = [], []
+        for t in range(T):  # the time loop: the only loop in the model
+            step_trace = {} if trace else None
+            y, new_state = self.cell(x[:, t], state, step_trace)
+            if mask is not None:
+                keep = mask[:, t]  # [B]
+                new_state = tree_where(keep, new_state, state)
+                y = torch.where(keep.unsqueeze(-1), y, torch.zeros_like(y))
+            state = new_state
+            outputs.append(y)
+            if trace:
+                steps.append(step_trace)
+        y = torch.stack(outputs, dim=1)  # [B, T, Y]
+        if not trace:
+            return y, state
+        traced = {k: torch.stack([s[k] for s in steps], dim=1).detach().float() for k in TRACE_KEYS} if T else {}
+        return y, state, traced

@@ -1,0 +1,321 @@
+"""The DNC's external memory, as in the Methods of Graves et al., Nature 538 (2016).
+
+Read this file beside the paper. Every attention mechanism is one small pure function whose docstring gives
+its equation and tensor shapes; `Memory.forward` runs one time step in the paper's order:
+
+    1. usage        u_t = (u_{t-1} + w^w_{t-1} - u_{t-1} o w^w_{t-1}) o psi_t,
+                    psi_t = prod_i (1 - f^i_t w^{r,i}_{t-1})                        (retention)
+    2. allocation   a_t[phi_t[j]] = (1 - u_t[phi_t[j]]) prod_{i<j} u_t[phi_t[i]]    (phi_t: usage sorted up)
+    3. write        c^w_t = C(M_{t-1}, k^w_t, beta^w_t)
+                    w^w_t = g^w_t [g^a_t a_t + (1 - g^a_t) c^w_t]
+    4. erase/write  M_t = M_{t-1} o (E - w^w_t e_t^T) + w^w_t v_t^T
+    5. link         L_t[i,j] = (1 - w^w_t[i] - w^w_t[j]) L_{t-1}[i,j] + w^w_t[i] p_{t-1}[j],  L_t[i,i] = 0
+    6. precedence   p_t = (1 - sum_i w^w_t[i]) p_{t-1} + w^w_t
+    7. read         f^i_t = L_t w^{r,i}_{t-1},  b^i_t = L_t^T w^{r,i}_{t-1},  c^{r,i}_t = C(M_t, k^{r,i}_t, beta^{r,i}_t)
+                    w^{r,i}_t = pi^i_t[1] b^i_t + pi^i_t[2] c^{r,i}_t + pi^i_t[3] f^i_t
+                    r^i_t = M_t^T w^{r,i}_t
+
+Shapes: B batch, N memory slots, W word size, R read heads.
+
+Conventions where the paper is silent (so that every implementation of the contract computes the same
+numbers): cosine similarity uses sqrt(|x|^2 + 1e-6) in both norms; usage enters the allocation as it is;
+the ascending sort of usage is stable (ties go to the lower slot index).
+
+The state is kept in float32 (or float64 when the interface is float64): `Memory.forward` runs outside any
+autocast region, so bf16 autocast speeds up the controller but never touches the memory arithmetic.
+Nothing in a step reads a value back to the host.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+COSINE_EPSILON = 1e-6
+
+
+class MemoryState(NamedTuple):
+    """Everything the memory carries from one step to the next."""
+
+    memory: Tensor  # [B, N, W]  M_t
+    usage: Tensor  # [B, N]     u_t
+    link: Tensor  # [B, N, N]  L_t
+    precedence: Tensor  # [B, N]     p_t
+    read_weights: Tensor  # [B, R, N]  w^r_t
+    write_weights: Tensor  # [B, N]     w^w_t
+
+
+class Interface(NamedTuple):
+    """The interface vector xi_t after its activations (Methods, "Interface parameters")."""
+
+    read_keys: Tensor  # [B, R, W]  k^{r,i}_t
+    read_strengths: Tensor  # [B, R]     beta^{r,i}_t = oneplus(.)
+    write_key: Tensor  # [B, W]     k^w_t
+    write_strength: Tensor  # [B]        beta^w_t = oneplus(.)
+    erase_vector: Tensor  # [B, W]     e_t = sigmoid(.)
+    write_vector: Tensor  # [B, W]     v_t
+    free_gates: Tensor  # [B, R]     f^i_t = sigmoid(.)
+    allocation_gate: Tensor  # [B]        g^a_t = sigmoid(.)
+    write_gate: Tensor  # [B]        g^w_t = sigmoid(.)
+    read_modes: Tensor  # [B, R, 3]  pi^i_t = softmax(.), order (backward, content, forward)
+
+
+# ------------------------------------------------------------------------------------------- interface
+
+
+def interface_size(word_size: int, num_reads: int) -> int:
+    """Length of the raw interface vector: R*W + 3W + 5R + 3."""
+    return num_reads * word_size + 3 * word_size + 5 * num_reads + 3
+
+
+def oneplus(x: Tensor) -> Tensor:
+    """oneplus(x) = 1 + log(1 + e^x), in [1, inf)."""
+    return 1 + F.softplus(x)
+
+
+def split_interface(xi: Tensor, word_size: int, num_reads: int) -> Interface:
+    """Split the raw interface vector xi_t [B, R*W + 3W + 5R + 3] and apply the paper's activations.
+
+    Order: R read keys (head after head), R read strengths, write key, write strength, erase vector,
+    write vector, R free gates, allocation gate, write gate, R read modes (3 each, head after head).
+    """
+    B, W, R = xi.shape[0], word_size, num_reads
+    sizes = [R * W, R, W, 1, W, W, R, 1, 1, 3 * R]
+    keys, r_str, w_key, w_str, erase, write, free, g_a, g_w, modes = torch.split(xi, sizes, dim=-1)
+    return Interface(
+        read_keys=keys.reshape(B, R, W),
+        read_strengths=oneplus(r_str),
+        write_key=w_key,
+        write_strength=oneplus(w_str).squeeze(-1),
+        erase_vector=torch.sigmoid(erase),
+        write_vector=write,
+        free_gates=torch.sigmoid(free),
+        allocation_gate=torch.sigmoid(g_a).squeeze(-1),
+        write_gate=torch.sigmoid(g_w).squeeze(-1),
+        read_modes=torch.softmax(modes.reshape(B, R, 3), dim=-1),
+    )
+
+
+# ---------------------------------------------------------------------------------- content addressing
+
+
+def cosine_similarity(memory: Tensor, keys: Tensor, eps: float = COSINE_EPSILON) -> Tensor:
+    """D(k, M[i]) = k . M[i] / (sqrt(|k|^2 + eps) sqrt(|M[i]|^2 + eps)).
+
+    memory [B, N, W], keys [B, H, W] -> similarity [B, H, N]
+    """
+    dot = torch.bmm(keys, memory.transpose(1, 2))  # [B, H, N]
+    key_norm = torch.sqrt(keys.pow(2).sum(-1) + eps)  # [B, H]
+    mem_norm = torch.sqrt(memory.pow(2).sum(-1) + eps)  # [B, N]
+    return dot / (key_norm.unsqueeze(-1) * mem_norm.unsqueeze(1))
+
+
+def content_weighting(memory: Tensor, keys: Tensor, strengths: Tensor) -> Tensor:
+    """C(M, k, beta)[i] = exp(beta D(k, M[i])) / sum_j exp(beta D(k, M[j])).
+
+    memory [B, N, W], keys [B, H, W], strengths [B, H] -> weights [B, H, N] (each row sums to 1)
+    """
+    return torch.softmax(strengths.unsqueeze(-1) * cosine_similarity(memory, keys), dim=-1)
+
+
+# ---------------------------------------------------------------------------------- dynamic allocation
+
+
+def retention(free_gates: Tensor, prev_read_weights: Tensor) -> Tensor:
+    """Memory retention vector psi_t = prod_i (1 - f^i_t w^{r,i}_{t-1}).
+
+    free_gates [B, R], prev_read_weights [B, R, N] -> psi [B, N]
+    """
+    return torch.prod(1 - free_gates.unsqueeze(-1) * prev_read_weights, dim=1)
+
+
+def usage_update(prev_usage: Tensor, prev_write_weights: Tensor, psi: Tensor) -> Tensor:
+    """u_t = (u_{t-1} + w^w_{t-1} - u_{t-1} o w^w_{t-1}) o psi_t.
+
+    prev_usage [B, N], prev_write_weights [B, N], psi [B, N] -> usage [B, N]
+    """
+    return (prev_usage + prev_write_weights - prev_usage * prev_write_weights) * psi
+
+
+def exclusive_cumprod(x: Tensor) -> Tensor:
+    """[x1, x2, x3, ...] -> [1, x1, x1 x2, ...] along the last dimension."""
+    ones = torch.ones_like(x[..., :1])
+    return torch.cumprod(torch.cat([ones, x[..., :-1]], dim=-1), dim=-1)
+
+
+def allocation_weighting(usage: Tensor) -> Tensor:
+    """a_t[phi_t[j]] = (1 - u_t[phi_t[j]]) prod_{i=1}^{j-1} u_t[phi_t[i]].
+
+    phi_t is the list of slot indices sorted by ascending usage (a stable sort: ties by lower index).
+    usage [B, N] -> allocation [B, N]
+    Example: usage [0.2, 0.4, 0.5] -> allocation [0.8, 0.2 * 0.6, 0.2 * 0.4 * 0.5] = [0.8, 0.12, 0.04].
+    """
+    sorted_usage, phi = torch.sort(usage, dim=-1, stable=True)  # [B, N], [B, N]
+    sorted_allocation = (1 - sorted_usage) * exclusive_cumprod(sorted_usage)  # [B, N]
+    return torch.empty_like(sorted_allocation).scatter_(-1, phi, sorted_allocation)
+
+
+def write_weighting(
+    content_weights: Tensor, allocation: Tensor, allocation_gate: Tensor, write_gate: Tensor
+) -> Tensor:
+    """w^w_t = g^w_t [g^a_t a_t + (1 - g^a_t) c^w_t].
+
+    content_weights [B, N], allocation [B, N], allocation_gate [B], write_gate [B] -> write_weights [B, N]
+    """
+    g_a, g_w = allocation_gate.unsqueeze(-1), write_gate.unsqueeze(-1)
+    return g_w * (g_a * allocation + (1 - g_a) * content_weights)
+
+
+# ------------------------------------------------------------------------------------------ erase/write
+
+
+def erase_and_write(memory: Tensor, write_weights: Tensor, erase_vector: Tensor, write_vector: Tensor) -> Tensor:
+    """M_t = M_{t-1} o (E - w^w_t e_t^T) + w^w_t v_t^T   (E: the N x W matrix of ones).
+
+    memory [B, N, W], write_weights [B, N], erase_vector [B, W], write_vector [B, W] -> memory [B, N, W]
+    """
+    w = write_weights.unsqueeze(-1)  # [B, N, 1]
+    return memory * (1 - w * erase_vector.unsqueeze(1)) + w * write_vector.unsqueeze(1)
+
+
+# -------------------------------------------------------------------------------- temporal memory links
+
+
+def link_update(prev_link: Tensor, write_weights: Tensor, prev_precedence: Tensor) -> Tensor:
+    """L_t[i,j] = (1 - w^w_t[i] - w^w_t[j]) L_{t-1}[i,j] + w^w_t[i] p_{t-1}[j],  with L_t[i,i] = 0.
+
+    prev_link [B, N, N], write_weights [B, N], prev_precedence [B, N] -> link [B, N, N]
+    """
+    w_i = write_weights.unsqueeze(-1)  # [B, N, 1]
+    w_j = write_weights.unsqueeze(-2)  # [B, 1, N]
+    link = (1 - w_i - w_j) * prev_link + w_i * prev_precedence.unsqueeze(-2)
+    return link.diagonal_scatter(torch.zeros_like(write_weights), dim1=-2, dim2=-1)
+
+
+def precedence_update(prev_precedence: Tensor, write_weights: Tensor) -> Tensor:
+    """p_t = (1 - sum_i w^w_t[i]) p_{t-1} + w^w_t.
+
+    prev_precedence [B, N], write_weights [B, N] -> precedence [B, N]
+    """
+    return (1 - write_weights.sum(-1, keepdim=True)) * prev_precedence + write_weights
+
+
+def directional_weightings(link: Tensor, prev_read_weights: Tensor) -> tuple[Tensor, Tensor]:
+    """Forward f^i_t = L_t w^{r,i}_{t-1} and backward b^i_t = L_t^T w^{r,i}_{t-1}.
+
+    link [B, N, N], prev_read_weights [B, R, N] -> (forward [B, R, N], backward [B, R, N])
+    """
+    forward = torch.bmm(prev_read_weights, link.transpose(1, 2))  # f[r, i] = sum_j L[i, j] w[r, j]
+    backward = torch.bmm(prev_read_weights, link)  # b[r, j] = sum_i L[i, j] w[r, i]
+    return forward, backward
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def read_weighting(backward: Tensor, content_weights: Tensor, forward: Tensor, read_modes: Tensor) -> Tensor:
+    """w^{r,i}_t = pi^i_t[1] b^i_t + pi^i_t[2] c^{r,i}_t + pi^i_t[3] f^i_t.
+
+    backward, content_weights, forward [B, R, N], read_modes [B, R, 3] -> read_weights [B, R, N]
+    """
+    pi = read_modes.unsqueeze(-1)  # [B, R, 3, 1]
+    return pi[:, :, 0] * backward + pi[:, :, 1] * content_weights + pi[:, :, 2] * forward
+
+
+def read_memory(memory: Tensor, read_weights: Tensor) -> Tensor:
+    """r^i_t = M_t^T w^{r,i}_t.
+
+    memory [B, N, W], read_weights [B, R, N] -> read_vectors [B, R, W]
+    """
+    return torch.bmm(read_weights, memory)
+
+
+# ------------------------------------------------------------------------------------------------ module
+
+
+class Memory(nn.Module):
+    """The DNC memory: one step `(interface, state) -> (read_vectors, new_state)`. No learnable parameters.
+
+    Args:
+        num_slots: N, the number of memory locations.
+        word_size: W, the size of each location.
+        num_reads: R, the number of read heads.
+    """
+
+    def __init__(self, num_slots: int, word_size: int, num_reads: int):
+        super().__init__()
+        if min(num_slots, word_size, num_reads) < 1:
+            raise ValueError("num_slots, word_size and num_reads must all be at least 1")
+        self.num_slots, self.word_size, self.num_reads = num_slots, word_size, num_reads
+
+    @property
+    def interface_size(self) -> int:
+        return interface_size(self.word_size, self.num_reads)
+
+    def extra_repr(self) -> str:
+        return f"num_slots={self.num_slots}, word_size={self.word_size}, num_reads={self.num_reads}"
+
+    def initial_state(self, batch_size: int, device=None, dtype=None) -> MemoryState:
+        """The all-zero state at t = 0."""
+        B, N, W, R = batch_size, self.num_slots, self.word_size, self.num_reads
+        dtype = dtype or torch.float32
+        zeros = lambda *shape: torch.zeros(*shape, device=device, dtype=dtype)  # noqa: E731
+        return MemoryState(
+            memory=zeros(B, N, W),
+            usage=zeros(B, N),
+            link=zeros(B, N, N),
+            precedence=zeros(B, N),
+            read_weights=zeros(B, R, N),
+            write_weights=zeros(B, N),
+        )
+
+    def forward(
+        self, interface: Tensor, state: MemoryState, trace: dict | None = None
+    ) -> tuple[Tensor, MemoryState]:
+        """One step: interface [B, interface_size] (raw), state -> (read_vectors [B, R, W], new state).
+
+        If `trace` is a dict, every intermediate quantity of this step is stored in it (detached).
+        """
+        dtype = state.memory.dtype
+        with torch.autocast(interface.device.type, enabled=False):
+            xi = split_interface(interface.to(dtype), self.word_size, self.num_reads)
+            # Dynamic memory allocation.
+            psi = retention(xi.free_gates, state.read_weights)  # [B, N]
+            usage = usage_update(state.usage, state.write_weights, psi)  # [B, N]
+            allocation = allocation_weighting(usage)  # [B, N]
+            # Write.
+            write_content = content_weighting(
+                state.memory, xi.write_key.unsqueeze(1), xi.write_strength.unsqueeze(1)
+            ).squeeze(1)  # [B, N]
+            write_weights = write_weighting(write_content, allocation, xi.allocation_gate, xi.write_gate)
+            memory = erase_and_write(state.memory, write_weights, xi.erase_vector, xi.write_vector)
+            # Temporal memory linkage.
+            link = link_update(state.link, write_weights, state.precedence)  # [B, N, N]
+            precedence = precedence_update(state.precedence, write_weights)  # [B, N]
+            # Read.
+            forward, backward = directional_weightings(link, state.read_weights)  # [B, R, N] each
+            read_content = content_weighting(memory, xi.read_keys, xi.read_strengths)  # [B, R, N]
+            read_weights = read_weighting(backward, read_content, forward, xi.read_modes)  # [B, R, N]
+            read_vectors = read_memory(memory, read_weights)  # [B, R, W]
+
+        if trace is not None:
+            trace.update(
+                write_weights=write_weights,
+                read_weights=read_weights,
+                usage=usage,
+                allocation=allocation,
+                free_gates=xi.free_gates,
+                allocation_gate=xi.allocation_gate,
+                write_gate=xi.write_gate,
+                read_modes=xi.read_modes,
+                erase_vector=xi.erase_vector,
+                write_strength=xi.write_strength,
+                read_strengths=xi.read_strengths,
+                forward_weights=forward,
+                backward_weights=backward,
+            )
+        new_state = MemoryState(memory, usage, link, precedence, read_weights, write_weights)
+        return read_vectors, new_state

@@ -1,0 +1,146 @@
+"""Tests of the controllers and the unrolled DNC (babi_dnc.controllers, babi_dnc.dnc)."""
+
+import pytest
+import torch
+from torch import nn
+
+from babi_dnc.controllers import FeedForwardController, LSTMController
+from babi_dnc.dnc import DNC, TRACE_KEYS, DNCCell, clip_gradient
+
+SIZES = dict(controller_size=16, memory_slots=8, word_size=5, read_heads=2)
+
+
+def make(controller="lstm", **kw):
+    torch.manual_seed(0)
+    return DNC(6, 4, controller=controller, **{**SIZES, **kw}).double()
+
+
+def test_shapes_and_final_state():
+    model = make()
+    y, state = model(torch.randn(3, 7, 6, dtype=torch.float64))
+    assert y.shape == (3, 7, 4)
+    assert state.memory.memory.shape == (3, 8, 5) and state.read_vectors.shape == (3, 2, 5)
+    assert state.controller[0].shape == (3, 1, 16)
+
+
+def test_output_is_v_plus_projected_reads_and_controller_sees_previous_reads():
+    model = make()
+    cell = model.cell
+    seen = []
+    cell.controller.register_forward_hook(lambda m, inp, out: seen.append((inp[0].detach(), out[0].detach())))
+    x = torch.randn(2, 3, 6, dtype=torch.float64)
+    y, state, trace = model(x, trace=True)
+    # step 0 sees zero read vectors; step t sees r_{t-1} = M_{t-1}^T w^r_{t-1}
+    assert torch.equal(seen[0][0][:, 6:], torch.zeros(2, 10, dtype=torch.float64))
+    state_t, reads = model.initial_state(2), []
+    for t in range(3):
+        out, state_t = cell(x[:, t], state_t)
+        reads.append(state_t.read_vectors)
+        h = seen[t][1]
+        expected = cell.output(h) + cell.read_output(state_t.read_vectors.flatten(1))
+        torch.testing.assert_close(out, expected)
+        torch.testing.assert_close(y[:, t], out)
+    torch.testing.assert_close(seen[2][0][:, 6:], reads[1].flatten(1))
+
+
+def test_whole_sequence_equals_two_halves_with_state_carried():
+    model = make()
+    x = torch.randn(2, 10, 6, dtype=torch.float64)
+    y, final = model(x)
+    y1, s = model(x[:, :4])
+    y2, s = model(x[:, 4:], state=s)
+    torch.testing.assert_close(torch.cat([y1, y2], 1), y, atol=1e-12, rtol=0)
+    torch.testing.assert_close(s.memory.link, final.memory.link, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("controller", ["lstm", "ff"])
+def test_padding_changes_neither_outputs_nor_memory(controller):
+    model = make(controller)
+    gen = torch.Generator().manual_seed(1)
+    short = torch.randn(1, 4, 6, generator=gen, dtype=torch.float64)
+    y_alone, s_alone = model(short)
+    batch = torch.randn(3, 9, 6, generator=gen, dtype=torch.float64)
+    batch[1, :4] = short[0]
+    batch[1, 4:] = 100.0  # garbage in the padding
+    mask = torch.ones(3, 9, dtype=torch.bool)
+    mask[1, 4:] = False
+    y, s = model(batch, mask=mask)
+    torch.testing.assert_close(y[1, :4], y_alone[0], atol=1e-12, rtol=0)
+    assert torch.equal(y[1, 4:], torch.zeros(5, 4, dtype=torch.float64))
+    for a, b in zip(s.memory, s_alone.memory):
+        torch.testing.assert_close(a[1], b[0], atol=1e-12, rtol=0)
+    torch.testing.assert_close(s.read_vectors[1], s_alone.read_vectors[0], atol=1e-12, rtol=0)
+
+
+def test_trace_has_every_quantity_per_step():
+    model = make()
+    y, _, trace = model(torch.randn(2, 5, 6, dtype=torch.float64), trace=True)
+    assert set(trace) == set(TRACE_KEYS)
+    assert trace["write_weights"].shape == (2, 5, 8)
+    assert trace["read_weights"].shape == (2, 5, 2, 8)
+    assert trace["read_modes"].shape == (2, 5, 2, 3)
+    assert trace["forward_weights"].shape == trace["backward_weights"].shape == (2, 5, 2, 8)
+    assert trace["erase_vector"].shape == (2, 5, 5) and trace["write_gate"].shape == (2, 5)
+    torch.testing.assert_close(trace["read_modes"].sum(-1), torch.ones(2, 5, 2))
+    assert not any(t.requires_grad for t in trace.values())
+
+
+def test_a_dnc_controls_a_dnc():
+    torch.manual_seed(0)
+    inner = lambda n: DNCCell(n, 12, controller="lstm", controller_size=8, memory_slots=4, word_size=3, read_heads=1)  # noqa: E731
+    model = DNC(6, 4, controller=inner, memory_slots=8, word_size=5, read_heads=2)
+    assert isinstance(model.cell.controller, DNCCell) and model.cell.controller.input_size == 6 + 2 * 5
+    x = torch.randn(2, 6, 6)
+    y, state = model(x)
+    assert state.controller.memory.memory.shape == (2, 4, 3)  # the inner DNC's own memory
+    y.pow(2).mean().backward()
+    inner_grad = model.cell.controller.controller.cells[0].weight_ih.grad
+    assert inner_grad is not None and inner_grad.abs().sum() > 0
+    # pieces and padding work through the nested state too
+    y1, s = model(x[:, :2])
+    y2, _ = model(x[:, 2:], state=s)
+    torch.testing.assert_close(torch.cat([y1, y2], 1), y.detach(), atol=1e-6, rtol=0)
+
+
+def test_any_module_with_the_call_shape_is_a_controller():
+    class GRUController(nn.Module):
+        def __init__(self, n):
+            super().__init__()
+            self.cell, self.output_size = nn.GRUCell(n, 10), 10
+
+        def initial_state(self, batch_size, device=None, dtype=None):
+            return (torch.zeros(batch_size, 10, device=device, dtype=dtype),)
+
+        def forward(self, x, state):
+            h = self.cell(x, state[0])
+            return h, (h,)
+
+    model = DNC(6, 4, controller=GRUController, **{k: v for k, v in SIZES.items() if k != "controller_size"})
+    y, state = model(torch.randn(2, 3, 6), mask=torch.tensor([[1, 1, 0], [1, 1, 1]], dtype=torch.bool))
+    assert y.shape == (2, 3, 4) and state.controller[0].shape == (2, 10)
+
+
+def test_deep_lstm_controller_has_skip_connections_and_concatenated_output():
+    c = LSTMController(5, 7, num_layers=3)
+    assert c.output_size == 21 and c.cells[1].input_size == 5 + 7
+    h, (hs, cs) = c(torch.randn(2, 5), c.initial_state(2))
+    assert h.shape == (2, 21) and hs.shape == cs.shape == (2, 3, 7)
+    torch.testing.assert_close(h[:, 7:14], hs[:, 1])
+    ff = FeedForwardController(5, (8, 9))
+    assert ff(torch.randn(2, 5), ())[0].shape == (2, 9) and ff.output_size == 9
+
+
+def test_clip_gradient_clamps_only_the_backward_pass():
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    y = clip_gradient(x, 10.0)
+    assert torch.equal(y, x)
+    (y * torch.tensor([100.0, -3.0])).sum().backward()
+    assert torch.equal(x.grad, torch.tensor([10.0, -3.0]))
+
+
+def test_gradients_reach_every_parameter():
+    model = make()
+    y, _ = model(torch.randn(2, 6, 6, dtype=torch.float64))
+    y.pow(2).sum().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
