@@ -213,6 +213,75 @@ def directional_weightings(link: Tensor, prev_read_weights: Tensor) -> tuple[Ten
     return forward, backward
 
 
+class _FusedLinkRead(torch.autograd.Function):
+    """link_update, precedence-free part, and directional_weightings in one autograd node.
+
+    The same numbers as `link_update` followed by `directional_weightings`, but the backward pass keeps
+    only the new link matrix [B, N, N] per step (it is the next step's previous link, so nothing is stored
+    twice), instead of the several N x N intermediates autograd would save. With G the gradient on L_t
+    (from the next step and from both directional weightings) and the diagonal of G set to zero:
+
+        dL_{t-1}[i,j] = G[i,j] (1 - w[i] - w[j])
+        dw[k]         = sum_j G[k,j] (p_{t-1}[j] - L_{t-1}[k,j]) - sum_i G[i,k] L_{t-1}[i,k]
+        dp_{t-1}[j]   = sum_i G[i,j] w[i]
+    """
+
+    @staticmethod
+    def forward(ctx, prev_link, write_weights, prev_precedence, prev_read_weights):
+        w, p = write_weights, prev_precedence
+        # Three passes over N x N instead of six: scale, multiply in place, add the outer product in place.
+        link = (1 - w).unsqueeze(-1) - w.unsqueeze(-2)  # [B, N, N]  1 - w[i] - w[j]
+        link.mul_(prev_link).baddbmm_(w.unsqueeze(-1), p.unsqueeze(-2))
+        link.diagonal(dim1=-2, dim2=-1).zero_()
+        forward, backward = directional_weightings(link, prev_read_weights)  # [B, R, N] each
+        ctx.save_for_backward(prev_link, w, p, prev_read_weights, link)
+        return link, forward, backward
+
+    @staticmethod
+    def backward(ctx, g_link, g_forward, g_backward):
+        prev_link, w, p, read_w, link = ctx.saved_tensors
+        grads = [None] * 4
+        if ctx.needs_input_grad[3]:  # forward = w_r L^T, backward = w_r L
+            grads[3] = torch.bmm(g_forward, link).add_(torch.bmm(g_backward, link.transpose(1, 2)))
+        G = torch.bmm(g_forward.transpose(1, 2), read_w).baddbmm_(read_w.transpose(1, 2), g_backward)
+        if g_link is not None:
+            G.add_(g_link)
+        G.diagonal(dim1=-2, dim2=-1).zero_()  # [B, N, N]; L_t[i,i] is the constant 0
+        if ctx.needs_input_grad[1]:
+            GL = G * prev_link
+            grads[1] = torch.bmm(G, p.unsqueeze(-1)).squeeze(-1).sub_(GL.sum(-1)).sub_(GL.sum(-2))
+            del GL
+        if ctx.needs_input_grad[2]:
+            grads[2] = torch.bmm(w.unsqueeze(1), G).squeeze(1)
+        if ctx.needs_input_grad[0]:
+            grads[0] = ((1 - w).unsqueeze(-1) - w.unsqueeze(-2)).mul_(G)
+        return tuple(grads)
+
+
+class _FusedEraseWrite(torch.autograd.Function):
+    """erase_and_write as one autograd node that saves no N x W intermediate (only its inputs).
+
+        dM_{t-1}[i,k] = g[i,k] (1 - w[i] e[k]),   dw[i] = sum_k g[i,k] (v[k] - M_{t-1}[i,k] e[k]),
+        de[k] = -sum_i g[i,k] M_{t-1}[i,k] w[i],  dv[k] = sum_i g[i,k] w[i]
+    """
+
+    @staticmethod
+    def forward(ctx, memory, write_weights, erase_vector, write_vector):
+        ctx.save_for_backward(memory, write_weights, erase_vector, write_vector)
+        return erase_and_write(memory, write_weights, erase_vector, write_vector)
+
+    @staticmethod
+    def backward(ctx, g):
+        memory, w, e, v = ctx.saved_tensors
+        gw = g * w.unsqueeze(-1)  # [B, N, W]
+        d_memory = g - gw * e.unsqueeze(1) if ctx.needs_input_grad[0] else None
+        gM = g * memory  # [B, N, W]
+        d_w = (g * v.unsqueeze(1)).sum(-1) - (gM * e.unsqueeze(1)).sum(-1)
+        d_e = -(gM * w.unsqueeze(-1)).sum(1)
+        d_v = gw.sum(1)
+        return d_memory, d_w, d_e, d_v
+
+
 # ---------------------------------------------------------------------------------------------- reading
 
 
@@ -243,13 +312,17 @@ class Memory(nn.Module):
         num_slots: N, the number of memory locations.
         word_size: W, the size of each location.
         num_reads: R, the number of read heads.
+        fused: compute erase/write and link/directional weightings with hand-written backward passes that
+            store one N x N matrix per step instead of several (same numbers; see _FusedLinkRead).
+            False runs the plain functions above through autograd.
     """
 
-    def __init__(self, num_slots: int, word_size: int, num_reads: int):
+    def __init__(self, num_slots: int, word_size: int, num_reads: int, fused: bool = True):
         super().__init__()
         if min(num_slots, word_size, num_reads) < 1:
             raise ValueError("num_slots, word_size and num_reads must all be at least 1")
         self.num_slots, self.word_size, self.num_reads = num_slots, word_size, num_reads
+        self.fused = fused
 
     @property
     def interface_size(self) -> int:
@@ -291,12 +364,19 @@ class Memory(nn.Module):
                 state.memory, xi.write_key.unsqueeze(1), xi.write_strength.unsqueeze(1)
             ).squeeze(1)  # [B, N]
             write_weights = write_weighting(write_content, allocation, xi.allocation_gate, xi.write_gate)
-            memory = erase_and_write(state.memory, write_weights, xi.erase_vector, xi.write_vector)
-            # Temporal memory linkage.
-            link = link_update(state.link, write_weights, state.precedence)  # [B, N, N]
+            if self.fused:
+                memory = _FusedEraseWrite.apply(state.memory, write_weights, xi.erase_vector, xi.write_vector)
+                link, forward, backward = _FusedLinkRead.apply(
+                    state.link, write_weights, state.precedence, state.read_weights
+                )
+            else:
+                memory = erase_and_write(state.memory, write_weights, xi.erase_vector, xi.write_vector)
+                # Temporal memory linkage.
+                link = link_update(state.link, write_weights, state.precedence)  # [B, N, N]
+                # Read: directional weightings from the new link matrix.
+                forward, backward = directional_weightings(link, state.read_weights)  # [B, R, N] each
             precedence = precedence_update(state.precedence, write_weights)  # [B, N]
             # Read.
-            forward, backward = directional_weightings(link, state.read_weights)  # [B, R, N] each
             read_content = content_weighting(memory, xi.read_keys, xi.read_strengths)  # [B, R, N]
             read_weights = read_weighting(backward, read_content, forward, xi.read_modes)  # [B, R, N]
             read_vectors = read_memory(memory, read_weights)  # [B, R, W]

@@ -305,3 +305,39 @@ def test_initial_state_is_zero_and_shaped():
     assert s.memory.shape == (4, 7, 3) and s.link.shape == (4, 7, 7) and s.read_weights.shape == (4, 2, 7)
     assert s.usage.shape == s.precedence.shape == s.write_weights.shape == (4, 7)
     assert all(t.dtype == torch.float64 and not t.any() for t in s)
+
+
+def test_fused_backward_passes_equal_plain_autograd():
+    N, W, R, B = 6, 3, 2, 3
+    gen = torch.Generator().manual_seed(21)
+    init = random_state(B, N, W, R, gen)
+    xis = torch.randn(4, B, mem.interface_size(W, R), generator=gen, dtype=torch.float64)
+    results = []
+    for fused in (True, False):
+        memory = Memory(N, W, R, fused=fused)
+        x = xis.clone().requires_grad_(True)
+        state = MemoryState(*(t.clone().requires_grad_(True) for t in init))
+        s, loss = state, 0
+        for t in range(4):
+            reads, s = memory(x[t], s)
+            loss = loss + (reads * torch.linspace(-1, 1, W, dtype=torch.float64)).sum() + s.link.pow(2).sum()
+        loss.backward()
+        results.append([x.grad, *(t.grad for t in state), *s])
+    for a, b in zip(*results):
+        close(a, b, tol=1e-10)
+
+
+def test_fused_gradcheck_with_every_input():
+    N, W, R, B = 4, 2, 2, 2
+    gen = torch.Generator().manual_seed(4)
+    init = random_state(B, N, W, R, gen)
+    xi = torch.randn(2, B, mem.interface_size(W, R), generator=gen, dtype=torch.float64, requires_grad=True)
+    leaves = [t.clone().requires_grad_(True) for t in init]
+
+    def run(xi, *leaves):
+        s = MemoryState(*leaves)
+        for t in range(2):
+            reads, s = Memory(N, W, R, fused=True)(xi[t], s)
+        return reads, s.link, s.memory
+
+    assert torch.autograd.gradcheck(run, (xi, *leaves), eps=1e-6, atol=1e-5)
