@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from .controllers import build_controller
 from .memory import Memory, MemoryState
@@ -132,13 +133,18 @@ class DNC(nn.Module):
         mask: [B, T] bool, False on padding; padded steps leave the state untouched and output zeros.
         trace: also return a dict of every memory quantity per step (keys: TRACE_KEYS), each [B, T, ...].
     Returns (y, state) or (y, state, trace).
-    Constructor arguments are those of DNCCell.
+
+    checkpoint_steps: when training, keep only the state at every `checkpoint_steps`-th step and recompute
+        the steps in between during the backward pass (activation checkpointing over time): memory grows
+        with T / checkpoint_steps + checkpoint_steps instead of T, for about one more forward pass of compute.
+    Other constructor arguments are those of DNCCell.
     """
 
-    def __init__(self, input_size: int, output_size: int, **kwargs):
+    def __init__(self, input_size: int, output_size: int, checkpoint_steps: int | None = None, **kwargs):
         super().__init__()
         self.cell = DNCCell(input_size, output_size, **kwargs)
         self.input_size, self.output_size = input_size, output_size
+        self.checkpoint_steps = checkpoint_steps
 
     @property
     def memory(self) -> Memory:
@@ -151,9 +157,25 @@ class DNC(nn.Module):
         B, T, _ = x.shape
         if state is None:
             state = self.initial_state(B, device=x.device)
-        outputs, steps = [], []
-        for t in range(T):  # the time loop: the only loop in the model
-            step_trace = {} if trace else None
+        if trace:
+            steps: list[dict] = []
+            y, state = self._unroll(x, state, mask, steps)
+            traced = {k: torch.stack([s[k] for s in steps], dim=1).detach().float() for k in TRACE_KEYS} if T else {}
+            return y, state, traced
+        K = self.checkpoint_steps
+        if not K or K >= T or not torch.is_grad_enabled():
+            return self._unroll(x, state, mask)
+        outputs = []
+        for t0 in range(0, T, K):  # chunks of time, each recomputed in the backward pass
+            m = None if mask is None else mask[:, t0 : t0 + K]
+            y, state = checkpoint(self._unroll, x[:, t0 : t0 + K], state, m, use_reentrant=False)
+            outputs.append(y)
+        return torch.cat(outputs, dim=1), state
+
+    def _unroll(self, x: Tensor, state: DNCState, mask: Tensor | None, trace: list | None = None):
+        outputs = []
+        for t in range(x.shape[1]):  # the time loop: the only loop in the model
+            step_trace = {} if trace is not None else None
             y, new_state = self.cell(x[:, t], state, step_trace)
             if mask is not None:
                 keep = mask[:, t]  # [B]
@@ -161,10 +183,6 @@ class DNC(nn.Module):
                 y = torch.where(keep.unsqueeze(-1), y, torch.zeros_like(y))
             state = new_state
             outputs.append(y)
-            if trace:
-                steps.append(step_trace)
-        y = torch.stack(outputs, dim=1)  # [B, T, Y]
-        if not trace:
-            return y, state
-        traced = {k: torch.stack([s[k] for s in steps], dim=1).detach().float() for k in TRACE_KEYS} if T else {}
-        return y, state, traced
+            if trace is not None:
+                trace.append(step_trace)
+        return torch.stack(outputs, dim=1), state  # [B, T, Y]

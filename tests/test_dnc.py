@@ -144,3 +144,18 @@ def test_gradients_reach_every_parameter():
     y.pow(2).sum().backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_checkpointing_over_time_gives_the_same_outputs_and_gradients():
+    x = torch.randn(2, 11, 6, dtype=torch.float64)
+    mask = torch.ones(2, 11, dtype=torch.bool)
+    mask[0, 7:] = False
+    grads = []
+    for k in (None, 4):
+        model = make(checkpoint_steps=k)
+        y, state = model(x, mask=mask)
+        (y.pow(2).sum() + state.memory.link.sum()).backward()
+        grads.append((y.detach(), [p.grad.clone() for p in model.parameters()]))
+    torch.testing.assert_close(grads[0][0], grads[1][0], atol=1e-12, rtol=0)
+    for a, b in zip(grads[0][1], grads[1][1]):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)

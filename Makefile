@@ -1,0 +1,42 @@
+# Two commands do all set-up on a fresh machine:
+#   make run    create .venv, install babi-dnc, then run the main job (copy-task sanity check, train a small
+#               DNC and the LSTM baseline on bAbI task 1, evaluate both with a report)
+#   make test   create .venv, install babi-dnc with its test tools, then run the whole test suite
+# Options: PYTHON=python3.11  TORCH="torch==2.13.0"  DATA=/path/to/tasks_1-20_v1-2 (default: $BABI_DNC_DATA,
+# then a local ../shared copy if there is one, else the Hugging Face Hub).
+
+PYTHON ?= python3
+TORCH ?= torch==2.13.0
+VENV := .venv
+BIN := $(VENV)/bin
+DATA ?= $(or $(BABI_DNC_DATA),$(wildcard ../shared/data/babi/tasks_1-20_v1-2))
+DATA_OPT := $(if $(DATA),--data-dir $(DATA),)
+RUNS ?= runs
+
+.PHONY: setup run test lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(BIN)/babi-dnc copy --out $(RUNS)/copy
+	$(BIN)/babi-dnc train --model dnc --preset small --set en-10k --tasks 1 $(DATA_OPT) --out $(RUNS)/dnc-small-t1 --resume
+	$(BIN)/babi-dnc train --model lstm --preset small --set en-10k --tasks 1 $(DATA_OPT) --out $(RUNS)/lstm-small-t1 --resume
+	$(BIN)/babi-dnc eval $(RUNS)/dnc-small-t1 $(RUNS)/lstm-small-t1 $(DATA_OPT) --report $(RUNS)/report
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache
