@@ -1,0 +1,247 @@
+"""`babi-dnc bench`: time full training steps (forward, backward, optimizer) of the DNC and the LSTM baseline.
+
+Each measurement runs in a fresh subprocess, so the peak memory it reports (CUDA max allocated, or the
+process's resident set on CPU, sampled every millisecond above the resident set before the model was built)
+belongs to that model alone; the timings are medians over `steps` steps after `warmup` steps. With
+`vs_peer`, the PyPI package `dnc` (github.com/ixaxaar/pytorch-dnc, `pip install --no-deps dnc==1.1.0`) is
+timed at the same sizes on the same machine, one subprocess after ours. It computes a different function
+from the paper in places (its controller never sees the read vectors), so the comparison is of cost only.
+
+Throughput: story-steps/s = batch x length / step time (the unit the paper-scale goal is stated in).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import torch
+
+from .errors import UserError
+
+
+@dataclass
+class BenchConfig:
+    model: str = "dnc"  # "dnc", "lstm" or "peer" (ixaxaar's dnc package)
+    preset: str = "paper"
+    device: str = "cpu"
+    batch_size: int = 32
+    seq_len: int = 100
+    vocab_size: int = 159
+    steps: int = 5
+    warmup: int = 2
+    amp: bool = False  # bf16 autocast of the controller (CUDA)
+    compile: bool = False
+    checkpoint_steps: int | None = None  # activation checkpointing over time (DNC)
+    threads: int | None = None  # CPU threads (default: torch's)
+    data_dir: str | None = None  # --data mode: real bAbI batches from the bucketed loader
+    data_set: str = "en-10k"
+    seed: int = 0
+
+
+class _PeakRSS:
+    """Samples this process's resident set size in a thread; `peak` is the largest seen since start()."""
+
+    def __init__(self, interval: float = 0.001):
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def current() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.current())
+            time.sleep(self.interval)
+
+    def start(self):
+        self.peak = self.current()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> int:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        self.peak = max(self.peak, self.current())
+        return self.peak
+
+
+def _build(cfg: BenchConfig, device: torch.device):
+    """(model, step_input_fn): a module and a function batch -> loss for one training step."""
+    V = cfg.vocab_size
+    if cfg.model == "peer":
+        try:
+            from dnc import DNC as PeerDNC  # the PyPI package `dnc`
+        except ImportError as e:
+            raise UserError("--vs-peer needs the peer package: run `pip install --no-deps dnc==1.1.0`.") from e
+        from .models import preset
+
+        p = preset(cfg.preset)
+        model = PeerDNC(
+            input_size=V, hidden_size=p.controller_size, rnn_type="lstm", num_layers=1, nr_cells=p.memory_slots,
+            cell_size=p.word_size, read_heads=p.read_heads, batch_first=True,
+            gpu_id=device.index if device.type == "cuda" else -1,
+        ).to(device)  # fmt: skip  (its output layer is already V-way)
+
+        def loss_fn(ids, targets, mask):
+            x = torch.nn.functional.one_hot(ids, V).float()
+            y, _ = model(x, (None, None, None), reset_experience=True, pass_through_memory=True)
+            return torch.nn.functional.cross_entropy(y[mask], targets[mask])
+
+        return model, loss_fn
+
+    from .models import build_model, preset
+
+    config = preset(cfg.preset, model=cfg.model)
+    model = build_model(config, V).to(device)
+    if cfg.checkpoint_steps and hasattr(model.core, "checkpoint_steps"):
+        model.core.checkpoint_steps = cfg.checkpoint_steps
+    forward = torch.compile(model) if cfg.compile else model
+
+    def loss_fn(ids, targets, mask):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+            logits, _ = forward(ids, mask=mask)
+        return torch.nn.functional.cross_entropy(logits[mask].float(), targets[mask])
+
+    return model, loss_fn
+
+
+def _batches(cfg: BenchConfig, device: torch.device):
+    """An endless iterator of (ids, targets, mask): random ids of a fixed length, or real bAbI batches."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    if cfg.data_dir is None:
+        B, T = cfg.batch_size, cfg.seq_len
+        ids = torch.randint(0, cfg.vocab_size, (B, T), generator=gen).to(device)
+        targets = torch.randint(0, cfg.vocab_size, (B, T), generator=gen).to(device)
+        mask = torch.ones(B, T, dtype=torch.bool, device=device)
+        while True:
+            yield ids, targets, mask
+    from .data import iterate_batches, load_babi
+
+    data = load_babi(set_name=cfg.data_set, tasks="all", data_dir=cfg.data_dir, seed=cfg.seed)
+    epoch = 0
+    while True:
+        for batch in iterate_batches(data.train, cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch):
+            mask = batch["mask"].to(device)
+            answer = (batch["targets"] >= 0).to(device)
+            yield batch["ids"].to(device), batch["targets"].clamp(min=0).to(device), mask & answer
+        epoch += 1
+
+
+def _sync(device: torch.device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(cfg: BenchConfig) -> dict:
+    """Time cfg.steps training steps in this process; returns the figures as a dict."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no CUDA device is visible; use --device cpu.")
+    device = torch.device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    rss = _PeakRSS()
+    rss_before = _PeakRSS.current()
+    if device.type == "cpu":
+        rss.start()
+    model, loss_fn = _build(cfg, device)
+    opt = torch.optim.RMSprop(model.parameters(), lr=1e-4, momentum=0.9)
+    batches = _batches(cfg, device)
+    fwd_times, bwd_times, step_times, story_steps = [], [], [], []
+    for i in range(cfg.warmup + cfg.steps):
+        if i == cfg.warmup and device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        ids, targets, mask = next(batches)
+        _sync(device)
+        t0 = time.perf_counter()
+        loss = loss_fn(ids, targets, mask)
+        _sync(device)
+        t1 = time.perf_counter()
+        loss.backward()
+        _sync(device)
+        t2 = time.perf_counter()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        _sync(device)
+        t3 = time.perf_counter()
+        if i >= cfg.warmup:
+            fwd_times.append(t1 - t0)
+            bwd_times.append(t2 - t1)
+            step_times.append(t3 - t0)
+            story_steps.append(ids.numel())
+        if not torch.isfinite(loss):
+            raise RuntimeError("non-finite loss in the benchmark")
+    step = statistics.median(step_times)
+    per_step = statistics.median(story_steps)
+    result = dataclasses.asdict(cfg) | {
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "step_s": step,
+        "forward_s": statistics.median(fwd_times),
+        "backward_s": statistics.median(bwd_times),
+        "steps_per_s": 1 / step,
+        "stories_per_s": cfg.batch_size / step,
+        "story_steps_per_s": sum(story_steps) / sum(step_times),
+        "story_steps_per_batch": per_step,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    if device.type == "cuda":
+        result["peak_memory_bytes"] = torch.cuda.max_memory_allocated(device)
+        result["peak_memory_kind"] = "cuda max allocated"
+    else:
+        result["peak_memory_bytes"] = rss.stop() - rss_before
+        result["peak_memory_kind"] = "cpu resident set above start"
+    return result
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return f"cpu ({os.cpu_count()} cores)"
+
+
+def run_isolated(cfg: BenchConfig, timeout: float | None = None) -> dict:
+    """`measure(cfg)` in a fresh Python subprocess (so peak memory is the model's own)."""
+    code = "import json,sys; from babi_dnc.bench import BenchConfig, measure; "
+    code += "print(json.dumps(measure(BenchConfig(**json.loads(sys.argv[1])))))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(dataclasses.asdict(cfg))],
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise UserError(f"the {cfg.model} benchmark failed: {last}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_bench(cfg: BenchConfig, vs_peer: bool = False, isolate: bool = True) -> list[dict]:
+    """Our model (and the peer at the same sizes with vs_peer); ratios are added to the last row."""
+    go = run_isolated if isolate else measure
+    results = [go(cfg)]
+    if vs_peer:
+        peer = go(dataclasses.replace(cfg, model="peer", amp=False, compile=False, checkpoint_steps=None))
+        ours = results[0]
+        peer["speedup_vs_peer"] = ours["story_steps_per_s"] / peer["story_steps_per_s"]
+        peer["memory_ratio_vs_peer"] = ours["peak_memory_bytes"] / max(peer["peak_memory_bytes"], 1)
+        results.append(peer)
+    return results
