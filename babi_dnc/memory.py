@@ -243,7 +243,8 @@ class _FusedLinkRead(torch.autograd.Function):
         grads = [None] * 4
         if ctx.needs_input_grad[3]:  # forward = w_r L^T, backward = w_r L
             grads[3] = torch.bmm(g_forward, link).add_(torch.bmm(g_backward, link.transpose(1, 2)))
-        G = torch.bmm(g_forward.transpose(1, 2), read_w).baddbmm_(read_w.transpose(1, 2), g_backward)
+        # G = g_forward^T w_r + w_r^T g_backward as one product with inner size 2R: one pass over N x N
+        G = torch.bmm(torch.cat([g_forward, read_w], 1).transpose(1, 2), torch.cat([read_w, g_backward], 1))
         if g_link is not None:
             G.add_(g_link)
         G.diagonal(dim1=-2, dim2=-1).zero_()  # [B, N, N]; L_t[i,i] is the constant 0
