@@ -40,6 +40,7 @@ class BenchConfig:
     amp: bool = False  # bf16 autocast of the controller (CUDA)
     compile: bool = False
     checkpoint_steps: int | None = None  # activation checkpointing over time (DNC)
+    cuda_graph: bool = False  # capture forward and backward of the whole unrolled model as CUDA graphs
     threads: int | None = None  # CPU threads (default: torch's)
     data_dir: str | None = None  # --data mode: real bAbI batches from the bucketed loader
     data_set: str = "en-10k"
@@ -104,18 +105,40 @@ def _build(cfg: BenchConfig, device: torch.device):
 
     config = preset(cfg.preset, model=cfg.model)
     model = build_model(config, V).to(device)
+    assert model.vocab_size == V
     if cfg.checkpoint_steps and hasattr(model.core, "checkpoint_steps"):
         model.core.checkpoint_steps = cfg.checkpoint_steps
     if cfg.compile:  # compile the step function (one time step), not the unrolled loop
         (model.core.cell if cfg.model == "dnc" else model.core).compile()
-    forward = model
+    logits_of = _Logits(model, cfg.amp).to(device)
+    if cfg.cuda_graph:
+        if device.type != "cuda":
+            raise UserError("--cuda-graph needs --device cuda.")
+        B, T = cfg.batch_size, cfg.seq_len
+        sample = (torch.zeros(B, T, dtype=torch.long, device=device), torch.ones(B, T, dtype=torch.bool, device=device))
+        logits_of = torch.cuda.make_graphed_callables(logits_of, sample)
 
     def loss_fn(ids, targets, mask):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
-            logits, _ = forward(ids, mask=mask)
-        return torch.nn.functional.cross_entropy(logits[mask].float(), targets[mask])
+        logits = logits_of(ids, mask)  # [B, T, V]
+        losses = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none")
+        return (losses * mask).sum() / mask.sum()  # no host synchronisation
 
     return model, loss_fn
+
+
+class _Logits(torch.nn.Module):
+    """ids, mask -> logits, with the one-hot input built by indexing (no host synchronisation)."""
+
+    def __init__(self, model, amp: bool):
+        super().__init__()
+        self.model, self.amp = model, amp
+        self.register_buffer("eye", torch.eye(model.vocab_size + 1, model.vocab_size))  # row V (unknown): zeros
+
+    def forward(self, ids, mask):
+        x = self.model.embed(ids) if self.model.embed is not None else self.eye[ids]
+        with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            logits, _ = self.model.core(x, mask=mask)
+        return logits
 
 
 def _batches(cfg: BenchConfig, device: torch.device):
@@ -161,6 +184,7 @@ def measure(cfg: BenchConfig) -> dict:
     if device.type == "cpu":
         rss.start()
     model, loss_fn = _build(cfg, device)
+    model.to(device)
     opt = torch.optim.RMSprop(model.parameters(), lr=1e-4, momentum=0.9)
     batches = _batches(cfg, device)
     fwd_times, bwd_times, step_times, story_steps = [], [], [], []

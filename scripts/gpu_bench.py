@@ -13,23 +13,24 @@ from babi_dnc.bench import BenchConfig  # noqa: E402
 
 out = Path(sys.argv[1])
 quick = dict(device="cuda", steps=3, warmup=1)
-runs = [
-    BenchConfig(model="dnc", batch_size=32, **quick),
-    BenchConfig(model="dnc", batch_size=128, **quick),
-    BenchConfig(model="dnc", batch_size=256, **quick),
-    BenchConfig(model="dnc", batch_size=256, amp=True, **quick),
-    BenchConfig(model="lstm", batch_size=32, **quick),
-    BenchConfig(model="lstm", batch_size=256, **quick),
-    BenchConfig(model="peer", batch_size=32, steps=2, warmup=1, device="cuda"),
-    BenchConfig(model="dnc", batch_size=256, seq_len=800, checkpoint_steps=40, amp=True, steps=1, warmup=0,
-                device="cuda"),
-    BenchConfig(model="dnc", batch_size=256, compile=True, amp=True, steps=3, warmup=2, device="cuda"),
-    BenchConfig(model="peer", batch_size=128, steps=2, warmup=1, device="cuda"),
+runs = [  # (config, time limit in seconds), the most important first
+    (BenchConfig(model="dnc", batch_size=32, **quick), 60),
+    (BenchConfig(model="dnc", batch_size=256, **quick), 60),
+    (BenchConfig(model="dnc", batch_size=256, cuda_graph=True, **quick), 90),
+    (BenchConfig(model="dnc", batch_size=256, cuda_graph=True, amp=True, **quick), 90),
+    (BenchConfig(model="dnc", batch_size=128, cuda_graph=True, **quick), 90),
+    (BenchConfig(model="dnc", batch_size=32, cuda_graph=True, **quick), 90),
+    (BenchConfig(model="lstm", batch_size=32, **quick), 40),
+    (BenchConfig(model="lstm", batch_size=256, **quick), 40),
+    (BenchConfig(model="peer", batch_size=32, steps=2, warmup=1, device="cuda"), 90),
+    (BenchConfig(model="dnc", batch_size=256, seq_len=800, checkpoint_steps=40, amp=True, steps=1, warmup=0,
+                 device="cuda"), 90),
+    (BenchConfig(model="dnc", batch_size=256, compile=True, amp=True, steps=3, warmup=2, device="cuda"), 150),
+    (BenchConfig(model="peer", batch_size=128, steps=2, warmup=1, device="cuda"), 120),
 ]
-limits = [60, 60, 60, 60, 40, 40, 90, 90, 150, 120]
 code = "import json,sys; from babi_dnc.bench import BenchConfig, measure; "
 code += "print(json.dumps(measure(BenchConfig(**json.loads(sys.argv[1])))))"
-for cfg, limit in zip(runs, limits):
+for cfg, limit in runs:
     args = json.dumps(dataclasses.asdict(cfg))
     try:
         proc = subprocess.run([sys.executable, "-c", code, args], capture_output=True, text=True, timeout=limit)
@@ -44,7 +45,7 @@ for cfg, limit in zip(runs, limits):
     if "error" in row:
         print(f"{cfg.model} B={cfg.batch_size} T={cfg.seq_len}: ERROR {row['error']}", flush=True)
     else:
-        print(f"{cfg.model:5s} B={cfg.batch_size:3d} T={cfg.seq_len:3d} amp={cfg.amp!s:5s} compile={cfg.compile!s:5s} "
+        print(f"{cfg.model:5s} B={cfg.batch_size:3d} T={cfg.seq_len:3d} amp={cfg.amp!s:5s} compile={cfg.compile!s:5s} graph={cfg.cuda_graph!s:5s} "
               f"ckpt={cfg.checkpoint_steps}: step {row['step_s']:.3f}s (fwd {row['forward_s']:.3f}, "
               f"bwd {row['backward_s']:.3f}), {row['story_steps_per_s']:,.0f} story-steps/s, "
               f"peak {row['peak_memory_bytes'] / 2**30:.2f} GiB", flush=True)
