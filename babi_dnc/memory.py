@@ -146,6 +146,23 @@ def exclusive_cumprod(x: Tensor) -> Tensor:
     return torch.cumprod(torch.cat([ones, x[..., :-1]], dim=-1), dim=-1)
 
 
+def free_list(usage: Tensor) -> Tensor:
+    """phi_t: the slot indices sorted by ascending usage, ties by the lower index.  usage [B, N] -> phi [B, N]
+
+    On a CPU this is a stable sort. On a GPU it is computed from ranks, with the same result:
+    rank[j] = #{i : u[i] < u[j] or (u[i] == u[j] and i < j)} and phi[rank[j]] = j. That costs N^2
+    comparisons, but unlike CUDA's stable segmented sort it can be captured in a CUDA graph.
+    """
+    if not usage.is_cuda:
+        return torch.sort(usage.detach(), dim=-1, stable=True).indices
+    u = usage.detach()
+    N = u.shape[-1]
+    index = torch.arange(N, device=u.device)
+    before = (u.unsqueeze(-1) < u.unsqueeze(-2)) | ((u.unsqueeze(-1) == u.unsqueeze(-2)) & (index[:, None] < index))
+    rank = before.sum(-2)  # [B, N]: how many slots come before slot j
+    return torch.empty_like(rank).scatter_(-1, rank, index.expand_as(rank))
+
+
 def allocation_weighting(usage: Tensor) -> Tensor:
     """a_t[phi_t[j]] = (1 - u_t[phi_t[j]]) prod_{i=1}^{j-1} u_t[phi_t[i]].
 
@@ -153,7 +170,8 @@ def allocation_weighting(usage: Tensor) -> Tensor:
     usage [B, N] -> allocation [B, N]
     Example: usage [0.2, 0.4, 0.5] -> allocation [0.8, 0.2 * 0.6, 0.2 * 0.4 * 0.5] = [0.8, 0.12, 0.04].
     """
-    sorted_usage, phi = torch.sort(usage, dim=-1, stable=True)  # [B, N], [B, N]
+    phi = free_list(usage)  # [B, N]
+    sorted_usage = usage.gather(-1, phi)  # [B, N]
     sorted_allocation = (1 - sorted_usage) * exclusive_cumprod(sorted_usage)  # [B, N]
     return torch.empty_like(sorted_allocation).scatter_(-1, phi, sorted_allocation)
 

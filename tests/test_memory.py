@@ -341,3 +341,13 @@ def test_fused_gradcheck_with_every_input():
         return reads, s.link, s.memory
 
     assert torch.autograd.gradcheck(run, (xi, *leaves), eps=1e-6, atol=1e-5)
+
+
+def test_free_list_by_ranks_equals_the_stable_sort(monkeypatch):
+    gen = torch.Generator().manual_seed(2)
+    usage = torch.rand(6, 40, generator=gen).round(decimals=1)  # many ties
+    usage[0] = 0.0  # all tied, as in the initial state
+    expected = torch.sort(usage, dim=-1, stable=True).indices
+    # the GPU path, run on the CPU by pretending the tensor is on CUDA
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
+    assert torch.equal(mem.free_list(usage), expected)
