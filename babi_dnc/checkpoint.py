@@ -1,0 +1,361 @@
+"""Checkpoints and run directories: atomic, validated, loadable without the code that trained them.
+
+Run directory layout (written by `training.fit`):
+
+    RUN/config.json          {"kind": "babi"|"copy", "model": {...}, "data": {...}, "train": {...}}
+    RUN/vocab.json           the vocabulary (bAbI runs), `Vocabulary.to_json()`
+    RUN/metrics.jsonl        one JSON object per line: {"step", "kind": "train"|"eval"|..., ...}
+    RUN/tb/                  TensorBoard events
+    RUN/checkpoints/<tag>/   tag "latest" (the newest state) and "best" (lowest validation error)
+        model.safetensors    the weights (`model.state_dict()`, safetensors)
+        trainer.pt           optimiser, scheduler, RNG states, task state, step, counters
+                             (torch.save; read back with torch.load(weights_only=True))
+        meta.json            {"step", "tag", "time", "metrics", "files": {name: sha256}, ...}
+    RUN/seed-N/              with `train --seeds K`: one full run directory per seed
+
+Atomicity. `save_checkpoint` writes every file into `checkpoints/.tmp-<tag>-<pid>/`, fsyncs the files and
+the folder, then swaps it in with two renames:
+
+    <tag>  -> .old-<tag>        (only if <tag> exists)
+    .tmp-<tag>-<pid> -> <tag>
+    remove .old-<tag>
+
+A kill at any moment leaves a complete checkpoint: before the first rename `<tag>` is the previous one;
+between the renames `<tag>` is missing and `resolve_checkpoint` falls back to `.old-<tag>`; after the
+second rename `<tag>` is the new one. Leftover `.tmp-*` folders are ignored and removed by the next save.
+
+Validation. `load_checkpoint` checks that the files exist, that their sha256 match meta.json, that
+safetensors and torch can parse them and, given a model, that every tensor name and shape matches;
+any failure raises `CheckpointError` with one sentence saying what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .errors import CheckpointError
+
+WEIGHTS, TRAINER, META = "model.safetensors", "trainer.pt", "meta.json"
+CONFIG, VOCAB = "config.json", "vocab.json"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """What `load_checkpoint` returns."""
+
+    path: Path  # the checkpoint folder that was read
+    weights: dict[str, torch.Tensor]  # the model's state_dict, as saved
+    meta: dict[str, Any]  # meta.json
+    trainer: dict[str, Any] | None = field(default=None)  # trainer.pt (None when not asked for)
+
+    @property
+    def step(self) -> int:
+        return int(self.meta.get("step", 0))
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module under DistributedDataParallel and torch.compile wrappers."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, nn.Module):  # DDP / DataParallel
+            model = model.module
+        elif hasattr(model, "_orig_mod"):  # torch.compile
+            model = model._orig_mod
+        else:
+            return model
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform or file system can fsync a folder
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON to `path` through a temporary file and a rename, so readers never see half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    _fsync_file(tmp)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing: point at a run directory written by `babi-dnc train`.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CheckpointError(f"{what} {path} is corrupt: restore it or train the run again.") from None
+
+
+def _state_dict_cpu(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The state_dict as contiguous CPU tensors; tied or shared tensors are cloned (safetensors needs that)."""
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in unwrap(model).state_dict().items()}
+
+
+# --------------------------------------------------------------------------------------- save / load
+
+
+def checkpoint_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def resolve_checkpoint(run_dir: str | Path, tag: str = "latest") -> Path | None:
+    """The folder of checkpoint `tag`: `<tag>`, or `.old-<tag>` if a save was cut between its renames."""
+    root = checkpoint_dir(run_dir)
+    for candidate in (root / tag, root / f".old-{tag}"):
+        if (candidate / META).is_file():
+            return candidate
+    return None
+
+
+def has_checkpoint(run_dir: str | Path, tag: str = "latest") -> bool:
+    return resolve_checkpoint(run_dir, tag) is not None
+
+
+def save_checkpoint(
+    run_dir: str | Path,
+    tag: str,
+    model: nn.Module,
+    trainer_state: dict[str, Any] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Path:
+    """Write checkpoint `tag` ("latest", "best", ...) of `model` atomically; returns its folder.
+
+    trainer_state: anything torch.load(weights_only=True) can read back (tensors, numbers, strings,
+        lists, tuples, dicts): optimiser and scheduler state dicts, RNG states, the task's state, step.
+    meta: small JSON-able facts (step, metrics); "tag", "time", "files" and "format" are added.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", tag):
+        raise ValueError(f"checkpoint tag must be letters, digits, '-' or '_', got {tag!r}")
+    root = checkpoint_dir(run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(f".tmp-{tag}-*"):  # a save that was killed half-way
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = root / f".tmp-{tag}-{os.getpid()}"
+    tmp.mkdir()
+
+    save_file(_state_dict_cpu(model), str(tmp / WEIGHTS), metadata={"format": "pt"})
+    torch.save(trainer_state or {}, tmp / TRAINER)
+    files = {}
+    for name in (WEIGHTS, TRAINER):
+        _fsync_file(tmp / name)
+        files[name] = _sha256(tmp / name)
+    meta = dict(meta or {}, tag=tag, time=time.strftime("%Y-%m-%dT%H:%M:%S%z"), files=files, format=FORMAT_VERSION)
+    (tmp / META).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    _fsync_file(tmp / META)
+    _fsync_dir(tmp)
+
+    final, old = root / tag, root / f".old-{tag}"
+    if final.exists():
+        if old.exists():  # a complete <tag> exists, so a leftover .old-<tag> is stale
+            shutil.rmtree(old)
+        os.rename(final, old)
+    os.rename(tmp, final)
+    _fsync_dir(root)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(
+    run_dir: str | Path,
+    tag: str = "latest",
+    model: nn.Module | None = None,
+    map_location: str | torch.device = "cpu",
+    trainer: bool = True,
+    verify: bool = True,
+) -> Checkpoint:
+    """Read and validate checkpoint `tag`; if `model` is given, load the weights into it (strict).
+
+    trainer: also read trainer.pt (False for inference: only the weights and meta.json).
+    verify: check the sha256 of every file against meta.json.
+    Raises CheckpointError for a missing, corrupt or mismatched checkpoint.
+    """
+    path = resolve_checkpoint(run_dir, tag)
+    if path is None:
+        raise CheckpointError(
+            f"no checkpoint '{tag}' in {run_dir}: train it first with `babi-dnc train` or pick another run."
+        )
+    meta = _read_json(path / META, "checkpoint metadata")
+    names = [WEIGHTS] + ([TRAINER] if trainer else [])
+    for name in names:
+        if not (path / name).is_file():
+            raise CheckpointError(f"{path / name} is missing: resume from another checkpoint or train again.")
+        expected = meta.get("files", {}).get(name)
+        if verify and expected is not None and _sha256(path / name) != expected:
+            raise CheckpointError(
+                f"{path / name} does not match its checksum (corrupt file): use another checkpoint or train again."
+            )
+    try:
+        weights = load_file(str(path / WEIGHTS), device=str(map_location))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(
+            f"{path / WEIGHTS} cannot be read ({e}): use another checkpoint or train again."
+        ) from None
+    state = None
+    if trainer:
+        try:
+            state = torch.load(path / TRAINER, map_location=map_location, weights_only=True)
+        except Exception as e:  # pickle errors come in many types
+            raise CheckpointError(
+                f"{path / TRAINER} cannot be read ({type(e).__name__}): use another checkpoint or train again."
+            ) from None
+    if model is not None:
+        load_weights(unwrap(model), weights, source=path)
+    return Checkpoint(path=path, weights=weights, meta=meta, trainer=state)
+
+
+def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], source: Any = "checkpoint") -> None:
+    """Copy `weights` into `model` after checking every name and shape; CheckpointError on a mismatch."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(weights))
+    unexpected = sorted(set(weights) - set(own))
+    if missing or unexpected:
+        detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+        raise CheckpointError(
+            f"the weights in {source} do not fit this model ({detail}): check config.json matches the model."
+        )
+    for name, tensor in weights.items():
+        if tuple(tensor.shape) != tuple(own[name].shape):
+            raise CheckpointError(
+                f"the weights in {source} do not fit this model ({name} has shape {tuple(tensor.shape)}, "
+                f"the model expects {tuple(own[name].shape)}): check config.json matches the model."
+            )
+    model.load_state_dict(weights, strict=True)
+
+
+# ----------------------------------------------------------------------------------- run directories
+
+
+def write_run_files(run_dir: str | Path, config: dict, vocab: Any = None) -> None:
+    """Write RUN/config.json and (if given) RUN/vocab.json. `vocab` may have .to_json() (str or dict),
+    or be a list of words or a dict."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(run_dir / CONFIG, config)
+    if vocab is not None:
+        obj = vocab.to_json() if hasattr(vocab, "to_json") else vocab
+        write_json_atomic(run_dir / VOCAB, json.loads(obj) if isinstance(obj, str) else obj)
+
+
+def read_config(run_dir: str | Path) -> dict:
+    """RUN/config.json as a dict (CheckpointError if missing or corrupt)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory {run_dir} does not exist: pass a folder written by `babi-dnc train`.")
+    return _read_json(run_dir / CONFIG, "run config")
+
+
+def read_vocab(run_dir: str | Path):
+    """RUN/vocab.json as a `data.Vocabulary` (or the raw JSON if data.py cannot rebuild it); None if absent."""
+    path = Path(run_dir) / VOCAB
+    if not path.exists():
+        return None
+    obj = _read_json(path, "vocabulary")
+    try:
+        from .data import Vocabulary
+    except ImportError:  # pragma: no cover - data.py is part of the package
+        return obj
+    try:
+        return Vocabulary.from_json(obj)
+    except Exception:
+        try:
+            return Vocabulary.from_json(json.dumps(obj))
+        except Exception as e:
+            raise CheckpointError(f"vocabulary {path} is corrupt ({e}): restore it or train the run again.") from None
+
+
+def find_runs(path: str | Path) -> list[Path]:
+    """Run directories at `path`: [path] if it is a run, else its seed-N sub-directories in seed order
+    (else any sub-directories that are runs, sorted by name). Empty if none."""
+    path = Path(path)
+    if (path / CONFIG).is_file():
+        return [path]
+    if not path.is_dir():
+        return []
+
+    def seed_key(p: Path):
+        m = re.fullmatch(r"seed-(\d+)", p.name)
+        return (0, int(m.group(1)), "") if m else (1, 0, p.name)
+
+    runs = [p for p in path.iterdir() if p.is_dir() and (p / CONFIG).is_file()]
+    return sorted(runs, key=seed_key)
+
+
+def load_run(run_dir: str | Path, tag: str = "best", device: str | torch.device = "cpu", build=None):
+    """Rebuild the model of a run from config.json, load checkpoint `tag` into it, put it in eval mode.
+
+    Falls back from "best" to "latest" if the run has no best checkpoint yet.
+    build: `build(config: dict, vocab) -> nn.Module` for runs that are not bAbI models (e.g. copy tasks);
+        the default builds `models.build_model(ModelConfig(**config["model"]), len(vocab))`.
+    Returns (model, info) with info = {"config", "vocab", "step", "metrics", "meta", "path", "run_dir"}.
+    """
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    vocab = read_vocab(run_dir)
+    if build is None:
+        if config.get("kind", "babi") != "babi":
+            raise CheckpointError(
+                f"{run_dir} is a '{config.get('kind')}' run, not a bAbI run: load it with its own loader."
+            )
+        if vocab is None:
+            raise CheckpointError(f"{run_dir / VOCAB} is missing: train the run again with `babi-dnc train`.")
+        from .models import ModelConfig, build_model
+
+        try:
+            model_config = ModelConfig.from_dict(config["model"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{run_dir / CONFIG} has no valid 'model' section ({e}): train again.") from None
+        vocab_size = vocab.size if hasattr(vocab, "size") else len(vocab.get("words", vocab))
+        model = build_model(model_config, vocab_size)
+    else:
+        model = build(config, vocab)
+    if tag == "best" and resolve_checkpoint(run_dir, "best") is None and resolve_checkpoint(run_dir, "latest"):
+        tag = "latest"
+    ckpt = load_checkpoint(run_dir, tag, model=model, map_location="cpu", trainer=False)
+    model.to(device).eval()
+    info = {
+        "config": config,
+        "vocab": vocab,
+        "step": ckpt.step,
+        "metrics": ckpt.meta.get("metrics", {}),
+        "meta": ckpt.meta,
+        "path": ckpt.path,
+        "run_dir": run_dir,
+    }
+    return model, info

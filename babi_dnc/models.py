@@ -1,0 +1,135 @@
+"""The bAbI models: a word-level input layer, the DNC or the LSTM baseline, and a vocabulary-sized output.
+
+    model = build_model(ModelConfig(...), vocab_size)      # or build_model(PRESETS["paper"], V)
+    logits, state = model(ids [B, T] long, state=None, mask=None)           # logits [B, T, V]
+    logits, state, trace = model(ids, state, mask, trace=True)              # trace: see dnc.py
+
+Input (the paper's encoding): each word is a one-hot vector of size V (V = 159 on en-10k), so the unknown
+word id V (one past the vocabulary) is the all-zero vector; or, with `embedding=d`, a learned
+`nn.Embedding(V + 1, d)` whose last row is the unknown word. Output: V logits per step (the softmax is in
+the loss). Padded steps (mask False) output zeros and leave the state unchanged.
+
+Presets (`PRESETS[name]`, model fields only; the optimiser settings are `training.TRAIN_PRESETS`):
+
+    paper  the paper's DNC1: LSTM controller 256, memory 256 x 64, 4 read heads, activation-gradient
+           clipping to [-10, 10]; LSTM baseline 512 units.
+    small  a DNC for a laptop CPU: LSTM controller 128, memory 32 x 32, 2 read heads; LSTM 128 units.
+    tiny   a few thousand parameters, for tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .baselines import LSTMBaseline
+
+MODELS = ("dnc", "lstm")
+
+
+@dataclass
+class ModelConfig:
+    """What to build; saved as config.json["model"] in every run directory."""
+
+    model: str = "dnc"  # "dnc" or "lstm" (the baseline)
+    # DNC
+    controller: str = "lstm"  # "lstm" or "ff"
+    controller_size: int = 256
+    controller_layers: int = 1
+    memory_slots: int = 256  # N
+    word_size: int = 64  # W
+    read_heads: int = 4  # R
+    clip_activation_grad: float | None = 10.0  # the paper's clip of the controller's activation gradients
+    checkpoint_steps: int | None = None  # recompute memory in chunks of this many steps (saves GPU memory)
+    # LSTM baseline
+    lstm_size: int = 512
+    lstm_layers: int = 1
+    # input layer: None = one-hot (the paper), d = learned embedding of size d
+    embedding: int | None = None
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        """Build from a saved dict, ignoring keys this version does not know."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+PRESETS: dict[str, ModelConfig] = {
+    "paper": ModelConfig(
+        controller_size=256, memory_slots=256, word_size=64, read_heads=4, clip_activation_grad=10.0,
+        lstm_size=512,
+    ),
+    "small": ModelConfig(
+        controller_size=128, memory_slots=32, word_size=32, read_heads=2, clip_activation_grad=10.0,
+        lstm_size=128,
+    ),
+    "tiny": ModelConfig(
+        controller_size=16, memory_slots=8, word_size=4, read_heads=1, clip_activation_grad=10.0,
+        lstm_size=16,
+    ),
+}  # fmt: skip
+
+
+def preset(name: str, model: str = "dnc", **overrides) -> ModelConfig:
+    """PRESETS[name] for `model` ("dnc" or "lstm"), with any field overridden (None values are ignored)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}: use one of {sorted(PRESETS)}")
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return dataclasses.replace(PRESETS[name], model=model, **changes)
+
+
+class BabiModel(nn.Module):
+    """Word ids -> input vectors -> core (DNC or LSTM) -> V logits per step.
+
+    `core` is any module with the DNC call shape: core(x [B, T, X], state, mask, trace) -> (y, state[, trace]).
+    """
+
+    def __init__(self, core: nn.Module, vocab_size: int, embedding: int | None = None):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.embed = nn.Embedding(vocab_size + 1, embedding) if embedding else None  # last row: unknown
+        self.core = core
+
+    def encode(self, ids: Tensor) -> Tensor:
+        """ids [B, T] long in [0, V] -> inputs [B, T, X] float; id V (unknown) is a zero one-hot vector."""
+        if self.embed is not None:
+            return self.embed(ids)
+        return F.one_hot(ids, self.vocab_size + 1)[..., : self.vocab_size].float()  # [B, T, V]
+
+    def initial_state(self, batch_size: int, device=None, dtype=None):
+        return self.core.initial_state(batch_size, device=device, dtype=dtype)
+
+    def forward(self, ids: Tensor, state=None, mask: Tensor | None = None, trace: bool = False):
+        return self.core(self.encode(ids), state=state, mask=mask, trace=trace)
+
+
+def build_model(config: ModelConfig, vocab_size: int) -> BabiModel:
+    """The model `config` describes, for a vocabulary of `vocab_size` words (input and output V-way)."""
+    input_size = config.embedding or vocab_size
+    if config.model == "dnc":
+        from .dnc import DNC  # the core lives in dnc.py; imported here so models.py loads without it
+
+        core = DNC(
+            input_size, vocab_size,
+            controller=config.controller, controller_size=config.controller_size,
+            controller_layers=config.controller_layers, memory_slots=config.memory_slots,
+            word_size=config.word_size, read_heads=config.read_heads,
+            clip_activation_grad=config.clip_activation_grad, checkpoint_steps=config.checkpoint_steps,
+        )  # fmt: skip
+    else:
+        core = LSTMBaseline(input_size, vocab_size, hidden_size=config.lstm_size, num_layers=config.lstm_layers)
+    return BabiModel(core, vocab_size, config.embedding)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
