@@ -14,19 +14,18 @@ from babi_dnc.bench import BenchConfig  # noqa: E402
 out = Path(sys.argv[1])
 quick = dict(device="cuda", steps=3, warmup=1)
 runs = [  # (config, time limit in seconds), the most important first
-    (BenchConfig(model="dnc", batch_size=32, **quick), 60),
-    (BenchConfig(model="dnc", batch_size=256, **quick), 60),
-    (BenchConfig(model="dnc", batch_size=256, cuda_graph=True, **quick), 90),
-    (BenchConfig(model="dnc", batch_size=256, cuda_graph=True, amp=True, **quick), 90),
-    (BenchConfig(model="dnc", batch_size=128, cuda_graph=True, **quick), 90),
-    (BenchConfig(model="dnc", batch_size=32, cuda_graph=True, **quick), 90),
-    (BenchConfig(model="lstm", batch_size=32, **quick), 40),
-    (BenchConfig(model="lstm", batch_size=256, **quick), 40),
-    (BenchConfig(model="peer", batch_size=32, steps=2, warmup=1, device="cuda"), 90),
+    (BenchConfig(model="dnc", batch_size=256, cuda_graph=True, **quick), 60),
+    (BenchConfig(model="dnc", batch_size=256, cuda_graph=True, amp=True, **quick), 60),
+    (BenchConfig(model="dnc", batch_size=128, cuda_graph=True, **quick), 50),
+    (BenchConfig(model="dnc", batch_size=32, cuda_graph=True, **quick), 50),
+    (BenchConfig(model="dnc", batch_size=256, **quick), 40),
+    (BenchConfig(model="peer", batch_size=256, steps=2, warmup=1, device="cuda"), 60),
+    (BenchConfig(model="dnc", batch_size=32, **quick), 40),
+    (BenchConfig(model="dnc", batch_size=128, **quick), 40),
+    (BenchConfig(model="lstm", batch_size=128, **quick), 30),
     (BenchConfig(model="dnc", batch_size=256, seq_len=800, checkpoint_steps=40, amp=True, steps=1, warmup=0,
                  device="cuda"), 90),
-    (BenchConfig(model="dnc", batch_size=256, compile=True, amp=True, steps=3, warmup=2, device="cuda"), 150),
-    (BenchConfig(model="peer", batch_size=128, steps=2, warmup=1, device="cuda"), 120),
+    (BenchConfig(model="dnc", batch_size=256, compile=True, amp=True, steps=3, warmup=2, device="cuda"), 120),
 ]
 code = "import json,sys; from babi_dnc.bench import BenchConfig, measure; "
 code += "print(json.dumps(measure(BenchConfig(**json.loads(sys.argv[1])))))"
@@ -37,7 +36,7 @@ for cfg, limit in runs:
         if proc.returncode == 0:
             row = json.loads(proc.stdout.strip().splitlines()[-1])
         else:
-            row = dataclasses.asdict(cfg) | {"error": proc.stderr.strip().splitlines()[-3:]}
+            row = dataclasses.asdict(cfg) | {"error": [l for l in proc.stderr.strip().splitlines() if "Error" in l][-4:]}
     except subprocess.TimeoutExpired:
         row = dataclasses.asdict(cfg) | {"error": f"timed out after {limit} s"}
     with out.open("a") as f:

@@ -30,10 +30,9 @@ echo "   ($((SECONDS - start)) s)"
 if [ -n "${SKIP_TRAIN:-}" ]; then echo "== done in $((SECONDS - start)) s"; exit 0; fi
 echo "== 2-minute bAbI training, paper preset, all tasks"
 rm -rf /tmp/gpu-run
-timeout -s TERM ${TRAIN_SECONDS:-120} python3 app.py train --model dnc --preset paper --set en-10k --tasks all \
-  --data-dir "$DATA" --device cuda --batch-size ${TRAIN_BATCH:-64} --out /tmp/gpu-run --eval-every 1000000 \
-  --max-steps 1000000
-sleep 5
+timeout 300 python3 app.py train --model dnc --preset paper --set en-10k --tasks all --no-progress \
+  --data-dir "$DATA" --device cuda --batch-size ${TRAIN_BATCH:-128} --out /tmp/gpu-run --eval-every 1000000 \
+  --max-steps 1000000 --max-minutes ${TRAIN_MINUTES:-2}
 cp /tmp/gpu-run/metrics.jsonl "$OUT/train-metrics.jsonl" 2>/dev/null || echo "no metrics written"
 tail -n 3 "$OUT/train-metrics.jsonl" 2>/dev/null
 echo "== done in $((SECONDS - start)) s"
