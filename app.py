@@ -45,6 +45,89 @@ def user_errors(fn):
 # (command `data`: see babi_dnc/data.py)
 
 
+@app.command("data")
+@user_errors
+def data_command(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="tasks_1-20_v1-2 folder, its parent or the .tar.gz "
+                     "(default: $BABI_DNC_DATA, else the Hugging Face Hub).", show_default=False),
+    ] = None,
+    set_name: Annotated[str, typer.Option("--set", help="en-10k (10,000 training questions per task) or en.")]
+    = "en-10k",
+    tasks: Annotated[str, typer.Option("--tasks", help="'all' or a list such as 1,2,5-7.")] = "all",
+    stats: Annotated[bool, typer.Option("--stats", help="Counts per task and split.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON (nothing else).")]
+    = False,
+) -> None:
+    """Load bAbI and report what is there: counts per task and split, vocabulary, source, checksum."""
+    import json
+    import warnings
+
+    from babi_dnc.data import TASK_NAMES, data_stats, format_task_spec, load_babi, task_file
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = load_babi(set_name=set_name, tasks=tasks, data_dir=data_dir)
+        info = data_stats(loaded)
+    for w in caught:
+        err_console.print(f"[yellow]warning:[/] {w.message}", highlight=False)
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return
+
+    from rich import box
+    from rich.table import Table
+
+    source = info["source"]
+    if stats:
+        table = Table(title=f"bAbI {info['set']}: stories per task and split", title_justify="left",
+                      box=box.SIMPLE_HEAD, pad_edge=False, caption="longest: longest story in tokens, '-' slots included; "
+                      "answer words: '-' slots (tasks 8 and 19 have answers of several words)",
+                      caption_justify="left")
+        table.add_column("task", justify="left", no_wrap=True)
+        table.add_column("split", no_wrap=True, min_width=5)
+        for header in ("stories", "questions", "longest", "answer words"):
+            table.add_column(header, justify="right")
+        missing = set(info["missing"])
+        for task in info["tasks"]:
+            rows = [r for r in info["rows"] if r["task"] == task]
+            for i, r in enumerate(rows):
+                file = task_file(info["set"], task, "test" if r["split"] == "test" else "train")
+                counts = (["[red]missing[/]", "", "", ""] if file in missing else
+                          [f"{r[k]:,}" for k in ("stories", "questions", "longest", "answer_words")])
+                table.add_row(f"{task} {TASK_NAMES[task]}" if i == 0 else "", r["split"], *counts,
+                              end_section=i == len(rows) - 1)
+        for split, t in info["totals"].items():
+            table.add_row("all", split, *(f"{t[k]:,}" for k in ("stories", "questions", "longest", "answer_words")),
+                          style="bold")
+        console.print(table)
+        for split, label in (("train", "questions per training file (train + valid)"),
+                             ("test", "questions per test file")):
+            by_count: dict[int, list[int]] = {}
+            for f in info["files"]:
+                if f["split"] == split and f["present"]:
+                    by_count.setdefault(f["questions"], []).append(f["task"])
+            parts = [f"{n:,} in task{'s' if len(ts) > 1 else ''} {format_task_spec(ts)}"
+                     for n, ts in sorted(by_count.items(), reverse=True)]
+            console.print(f"{label}: {'; '.join(parts) or 'none'}", highlight=False)
+    else:
+        totals = ", ".join(f"{split} {t['stories']:,} stories / {t['questions']:,} questions"
+                           for split, t in info["totals"].items())
+        console.print(f"bAbI {info['set']}, tasks {format_task_spec(info['tasks'])}: {totals}", highlight=False)
+    console.print(f"vocabulary: {info['vocab_size']} symbols (unknown words get id {info['unk_id']})",
+                  highlight=False)
+    revision = f" @ {source['revision'][:12]}" if source.get("revision") else ""
+    console.print(f"source: {source['kind']} {source['path']}{revision}", highlight=False)
+    console.print(f"sha256 ({source.get('sha256_of', 'archive')}): {info['sha256']}", highlight=False)
+    if info["missing"]:
+        console.print(f"[yellow]missing files:[/] {', '.join(info['missing'])}", highlight=False)
+    else:
+        console.print("missing files: none", highlight=False)
+    if not stats:
+        console.print("(--stats for counts per task and split, --json for all of it as JSON)", style="dim")
+
+
 # ---------------------------------------------------------------------------------------------- copy
 # (command `copy`: see copytasks/)
 
@@ -70,11 +153,11 @@ def copy_command(
     max_repeats: Annotated[int | None, typer.Option("--max-repeats", min=1, help="most repeats, "
                            "repeat-copy (default: 3)", show_default=False)] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="training steps (default: 2500 "
-                         "for copy, 8000 for repeat-copy)", show_default=False)] = None,
+                         "for copy, 4000 for repeat-copy)", show_default=False)] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="sequences per step "
                           "(default: 16 for copy, 32 for repeat-copy)", show_default=False)] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="Adam learning rate (default: 1e-3 for "
-                  "copy, 3e-3 for repeat-copy)",
+                  "copy; 1e-2 with a cosine decay for repeat-copy)",
                   show_default=False)] = None,
     curriculum: Annotated[bool, typer.Option("--curriculum/--no-curriculum", help="start short with one "
                           "repeat and grow when the bit errors are low; or train on the full range at once")]
@@ -234,12 +317,217 @@ def train_command(
 # (commands `eval` and `viz`: see eval/)
 
 
+def _eval_config(split: str, data_dir: Path | None, checkpoint: str, device: str, batch_size: int = 64,
+                 tasks: str | None = None):
+    from babi_dnc.data import parse_task_spec
+    from eval.harness import EvalConfig
+
+    return EvalConfig(split=split, data_dir=data_dir, checkpoint=checkpoint, device=device, batch_size=batch_size,
+                      tasks=parse_task_spec(tasks) if tasks else None)  # fmt: skip
+
+
+@app.command("eval")
+@user_errors
+def eval_command(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories written by `train`; a folder of seed-N "
+                    "runs counts as all its seeds.", show_default=False)],
+    split: Annotated[str, typer.Option("--split", help="test, or valid (the held-out training stories).")] = "test",
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="tasks_1-20_v1-2 folder or .tar.gz "
+                        "(default: the one in each run's config, else $BABI_DNC_DATA, else the Hub).",
+                        show_default=False)] = None,
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="best (lowest validation error) or latest.")]
+    = "best",
+    report: Annotated[Path | None, typer.Option("--report", help="Write report.md, report.html, results.csv, "
+                      "questions.csv and plots to DIR.", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the per-task results as JSON (nothing else "
+                       "on stdout).")] = False,
+    tasks: Annotated[str | None, typer.Option("--tasks", help="Only these of the runs' tasks, e.g. 1,2,5-7.",
+                     show_default=False)] = None,
+    story_tasks: Annotated[str | None, typer.Option("--story-tasks", help="Tasks whose memory plots go into "
+                           "the report (default: the first four).", show_default=False)] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Stories per batch.")] = 64,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Test error per task of trained runs, next to each other and to the published numbers."""
+    import json
+    import shlex
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from babi_dnc.data import parse_task_spec
+    from eval import report as reports
+    from eval.aggregate import compare
+    from eval.harness import evaluate_runs
+
+    config = _eval_config(split, data_dir, checkpoint, device, batch_size, tasks)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+        bars: dict[str, int] = {}
+
+        def progress(label: str, done: int, total: int) -> None:
+            if label not in bars:
+                bars[label] = bar.add_task(f"{label} ({split})", total=total)
+            bar.update(bars[label], completed=done)
+
+        def on_error(path: Path, message: str) -> None:
+            err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+
+        results, failures = evaluate_runs(runs, config, on_error=on_error, progress=progress)
+    if not results:
+        if as_json:
+            print(json.dumps({"runs": [], "errors": [{"run": str(p), "message": m} for p, m in failures]}, indent=2))
+        raise typer.Exit(2)
+    for r in results:
+        for note in r.notes:
+            err_console.print(f"[yellow]warning:[/] {r.label}: {note}", highlight=False)
+    comparison = compare(results)
+    if as_json:
+        print(json.dumps(reports.to_json(comparison, failures), indent=2))
+    else:
+        console.print(reports.console_table(comparison))
+    if report is not None:
+        command = shlex.join(["babi-dnc", *sys.argv[1:]])
+        paths = reports.write_report(comparison, report, reports.provenance(comparison, command),
+                                     story_tasks=parse_task_spec(story_tasks) if story_tasks else None)
+        (err_console if as_json else console).print(f"report: {paths['report.html']} (and report.md, "
+                                                    "results.csv, questions.csv, plots/)", highlight=False)
+    if failures:
+        err_console.print(f"[bold red]{len(failures)} run{'s' if len(failures) > 1 else ''} could not be "
+                          "evaluated[/] (see above); the table shows the others.", highlight=False)
+        raise typer.Exit(2)
+
+
+@app.command("viz")
+@user_errors
+def viz_command(
+    run: Annotated[Path, typer.Argument(help="A DNC run directory (of a folder of seeds: the first seed).",
+                   show_default=False)],
+    task: Annotated[int | None, typer.Option("--task", min=1, max=20, help="bAbI task (default: the run's "
+                    "first).", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for the PNG (default: RUN/viz).",
+                   show_default=False)] = None,
+    story: Annotated[int | None, typer.Option("--story", min=0, help="Story id within the task's test file "
+                     "(default: the first short one).", show_default=False)] = None,
+    split: Annotated[str, typer.Option("--split", help="test or valid.")] = "test",
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="tasks_1-20_v1-2 folder or .tar.gz "
+                        "(default: the one in the run's config).", show_default=False)] = None,
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="best or latest.")] = "best",
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Plot the DNC's memory over one story: write and read weightings, usage, gates, read modes, links."""
+    from eval.harness import expand_runs
+    from eval.memory_plots import answers_by_question, viz_run
+
+    runs = expand_runs(run)
+    if len(runs) > 1:
+        err_console.print(f"{run} holds {len(runs)} runs: plotting {runs[0]}.", highlight=False)
+    info = viz_run(runs[0], task=task, out=out, eval_config=_eval_config(split, data_dir, checkpoint, device),
+                   story_id=story)  # fmt: skip
+    console.print(f"task {info['task']}, {split} story {info['story_id']} ({info['length']} words):", highlight=False)
+    for a in answers_by_question(info):
+        mark = "[green]right[/]" if a["correct"] else f"[red]wrong[/] (expected {a['expected']})"
+        console.print(f"  {a['question']} -> {a['predicted']}  {mark}", highlight=False)
+    console.print(f"memory plot: {info['path']}", highlight=False)
+
+
 # ---------------------------------------------------------------------------------------------- chat
 # (command `chat`: see babi_dnc/chat.py)
 
 
+@app.command("chat")
+@user_errors
+def chat_command(
+    run: Annotated[Path, typer.Argument(help="run directory written by `babi-dnc train` (or its seed-N)",
+                                        show_default=False)],
+    story: Annotated[Path | None, typer.Option("--story", help="feed this story file instead of asking: "
+                     "bAbI format (line ids, tab-separated answers) or one sentence or question per line; "
+                     "prints one answer per question and, with answers, the accuracy", show_default=False)] = None,
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="best or latest")] = "best",
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="bAbI for /example (default: "
+                        "$BABI_DNC_DATA, else the run's data folder, else the Hugging Face Hub)",
+                        show_default=False)] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda")] = "cpu",
+    seed: Annotated[int | None, typer.Option("--seed", help="seed of /example's story choice",
+                    show_default=False)] = None,
+) -> None:
+    """Tell a trained model a story, line by line, and ask it questions (or feed a --story file)."""
+    from babi_dnc.chat import ChatSession, chat_loop, print_story_file
+
+    session = ChatSession.from_run(run, tag=checkpoint, device=device, data_dir=data_dir, seed=seed)
+    if story is not None:
+        print_story_file(session, story, console)
+    else:
+        chat_loop(session, console)
+
+
 # --------------------------------------------------------------------------------------------- bench
 # (command `bench`: see babi_dnc/bench.py)
+
+
+@app.command()
+@user_errors
+def bench(
+    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+    model: Annotated[str, typer.Option(help="dnc or lstm")] = "dnc",
+    preset: Annotated[str, typer.Option(help="paper, small or tiny")] = "paper",
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    seq_len: Annotated[int, typer.Option(min=1)] = 100,
+    steps: Annotated[int, typer.Option(min=1, help="timed steps (the median is reported)")] = 5,
+    warmup: Annotated[int, typer.Option(min=0)] = 2,
+    amp: Annotated[bool, typer.Option(help="bf16 autocast of the controller (CUDA)")] = False,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model")] = False,
+    checkpoint_steps: Annotated[Optional[int], typer.Option(help="recompute memory per chunk of steps")] = None,
+    cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="capture forward and backward as CUDA graphs")] = False,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads")] = None,
+    data: Annotated[bool, typer.Option("--data", help="time real bAbI batches from the bucketed loader")] = False,
+    data_dir: Annotated[Optional[Path], typer.Option(help="local bAbI folder or .tar.gz (for --data)")] = None,
+    vs_peer: Annotated[bool, typer.Option("--vs-peer", help="also time the PyPI `dnc` package")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON only")] = False,
+):
+    """Time full training steps (forward, backward, optimizer) at a preset's sizes."""
+    import json
+
+    from rich.table import Table
+
+    from babi_dnc.bench import BenchConfig, run_bench
+
+    if model not in ("dnc", "lstm"):
+        raise UserError(f"--model must be dnc or lstm, not {model!r}.")
+    cfg = BenchConfig(
+        model=model, preset=preset, device=device, batch_size=batch_size, seq_len=seq_len, steps=steps,
+        warmup=warmup, amp=amp, compile=compile, checkpoint_steps=checkpoint_steps, threads=threads,
+        cuda_graph=cuda_graph,
+        data_dir=(str(data_dir) if data_dir else _data_dir_or_env()) if data else None,
+    )  # fmt: skip
+    if data and cfg.data_dir is None:
+        raise UserError("--data needs bAbI files: pass --data-dir PATH or set BABI_DNC_DATA.")
+    results = run_bench(cfg, vs_peer=vs_peer)
+    if json_out:
+        print(json.dumps(results, indent=2))
+        return
+    table = Table(title=f"training step, {preset} preset, batch {batch_size}" + ("" if data else f" x {seq_len} steps"))
+    for col in ("model", "step s", "forward s", "backward s", "stories/s", "story-steps/s", "peak memory"):
+        table.add_column(col, justify="right")
+    for r in results:
+        table.add_row(
+            r["model"], f"{r['step_s']:.3f}", f"{r['forward_s']:.3f}", f"{r['backward_s']:.3f}",
+            f"{r['stories_per_s']:.1f}", f"{r['story_steps_per_s']:,.0f}",
+            f"{r['peak_memory_bytes'] / 2**30:.2f} GiB",
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"device: {results[0]['device_name']}, torch {results[0]['torch']}, {results[0]['threads']} threads")
+    if vs_peer:
+        peer = results[-1]
+        console.print(
+            f"ours vs peer: [bold]{peer['speedup_vs_peer']:.2f}x[/] story-steps/s, "
+            f"[bold]{peer['memory_ratio_vs_peer']:.2f}x[/] peak memory"
+        )
+
+
+def _data_dir_or_env() -> str | None:
+    import os
+
+    return os.environ.get("BABI_DNC_DATA") or None
 
 
 def main() -> None:
