@@ -21,7 +21,6 @@ import matplotlib
 import numpy as np
 from matplotlib.cm import ScalarMappable
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
 
 SHADES = " ░▒▓█"
 MODE_NAMES = ("backward", "content", "forward")
@@ -29,6 +28,8 @@ MODE_NAMES = ("backward", "content", "forward")
 
 def trace_sample(trace: dict, sample: int = 0, steps: int | None = None) -> dict[str, np.ndarray]:
     """Sample `sample` of every traced quantity as float numpy arrays [T, ...] (first `steps` steps)."""
+    if not trace or "write_weights" not in trace:
+        raise ValueError("the trace has no memory quantities: only a DNC records them (trace=True)")
     out = {}
     for key, value in trace.items():
         array = value.detach().float().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
@@ -44,13 +45,10 @@ def _heatmap(ax, matrix: np.ndarray, label: str, cmap: str = "viridis", vmax: fl
     ax.figure.colorbar(image, ax=ax, pad=0.01, fraction=0.02)
 
 
-def _lines(ax, series: dict[str, np.ndarray], label: str, log: bool = False) -> None:
+def _lines(ax, series: dict[str, np.ndarray], label: str) -> None:
     """Plot named time series [T] as step lines."""
     for name, values in series.items():
         ax.plot(np.arange(len(values)), values, drawstyle="steps-mid", lw=1.0, label=name)
-    if log:
-        ax.set_yscale("log")
-        ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=6, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=len(series), frameon=False)
@@ -86,7 +84,7 @@ def _panels(s: dict[str, np.ndarray]) -> list[tuple[str, callable, float]]:
         ("allocation", lambda ax: _heatmap(ax, s["allocation"].T, "allocation\nweighting"), 2.0),
         ("erase", lambda ax: _heatmap(ax, s["erase_vector"].T, "erase\nvector", "magma", vmax=1.0), 1.2),
         ("gates", lambda ax: _lines(ax, gates, "gates"), 1.0),
-        ("strengths", lambda ax: _lines(ax, strengths, "strengths", log=True), 1.0),
+        ("strengths", lambda ax: _lines(ax, strengths, "strengths"), 1.0),
         ("read modes", lambda ax: _read_modes(ax, modes, R), 0.4 * R + 0.6),
         ("forward", lambda ax: _heatmap(ax, s["forward_weights"].sum(1).T, "forward\nweighting" + summed), 2.0),
         ("backward", lambda ax: _heatmap(ax, s["backward_weights"].sum(1).T, "backward\nweighting" + summed), 2.0),

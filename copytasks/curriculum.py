@@ -70,8 +70,10 @@ class Curriculum:
         return self.index == len(self.levels) - 1
 
     def describe(self) -> str:
-        """Short text for progress displays, e.g. '3/10 (len 3, rep 1)'."""
-        return f"{self.index + 1}/{len(self.levels)} (len {self.length}, rep {self.repeats})"
+        """Short text for progress displays, e.g. '3/10 (len 3)' or '4/5 (len 3, rep 2)' (repeats shown
+        only when there are several)."""
+        repeats = f", rep {self.repeats}" if self.levels[-1][1] > 1 else ""
+        return f"{self.index + 1}/{len(self.levels)} (len {self.length}{repeats})"
 
     def update(self, bit_errors: float) -> bool:
         """Record one measurement of bit errors per sequence at the current level; advance if the moving

@@ -128,6 +128,11 @@ def test_curriculum_advances_only_on_a_low_moving_average():
     assert c.done and not c.update(0.0)
 
 
+def test_curriculum_describe():
+    assert Curriculum(CurriculumConfig(), 1, 10, 1).describe() == "1/10 (len 1)"
+    assert Curriculum(CurriculumConfig(enabled=False), 1, 3, 3).describe() == "5/5 (len 3, rep 3)"
+
+
 def test_curriculum_off_starts_at_the_full_task():
     c = Curriculum(CurriculumConfig(enabled=False), 1, 5, 3)
     assert c.done and (c.length, c.repeats) == (5, 3)

@@ -41,6 +41,11 @@ def test_trace_sample_picks_sample_and_steps():
     np.testing.assert_array_equal(s["write_weights"], np.eye(N, dtype=np.float32)[:5])
 
 
+def test_empty_trace_is_refused():
+    with pytest.raises(ValueError, match="only a DNC"):
+        plot_memory({})
+
+
 def test_plot_memory_saves_png(tmp_path):
     path = tmp_path / "sub" / "memory.png"
     fig = plot_memory(fake_trace(), sample=1, path=path, title="fake")
