@@ -295,7 +295,7 @@ def train_command(
 
     table = Table(title=f"{model} ({preset}) on bAbI {set_name}, tasks {tasks}", title_justify="left")
     for column in ("run", "steps", "best val error", "at step", "last val error", "minutes"):
-        table.add_column(column, justify="left" if column == "run" else "right")
+        table.add_column(column, justify="left" if column == "run" else "right", overflow="fold")
     for s in summaries:
         last = s["metrics"].get("error")
         table.add_row(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -49,6 +50,9 @@ class ModelConfig:
     lstm_layers: int = 1
     # input layer: None = one-hot (the paper), d = learned embedding of size d
     embedding: int | None = None
+    # initial bias of every LSTM forget gate (controller and baseline), as in Sonnet's LSTM that DeepMind's
+    # DNC uses (forget_bias=1.0): memories in the cell state then decay slowly from the start of training
+    forget_bias: float = 1.0
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -128,7 +132,23 @@ def build_model(config: ModelConfig, vocab_size: int) -> BabiModel:
         )  # fmt: skip
     else:
         core = LSTMBaseline(input_size, vocab_size, hidden_size=config.lstm_size, num_layers=config.lstm_layers)
-    return BabiModel(core, vocab_size, config.embedding)
+    model = BabiModel(core, vocab_size, config.embedding)
+    init_forget_bias(model, config.forget_bias)
+    return model
+
+
+def init_forget_bias(module: nn.Module, value: float) -> None:
+    """Set the forget-gate bias of every nn.LSTM / nn.LSTMCell in `module` to `value` (gate order i, f, g, o:
+    bias_ih[H:2H] = value, bias_hh[H:2H] = 0); the other biases keep their initialisation."""
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, (nn.LSTM, nn.LSTMCell)):
+                H = m.hidden_size
+                for name, p in m.named_parameters():
+                    if name.startswith("bias_ih"):
+                        p[H : 2 * H] = value
+                    elif name.startswith("bias_hh"):
+                        p[H : 2 * H] = 0.0
 
 
 def count_parameters(model: nn.Module) -> int:

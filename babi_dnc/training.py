@@ -123,6 +123,7 @@ class TrainConfig:
     eval_every: int = 1000
     log_every: int = 50
     checkpoint_every: int = 0  # save "latest" every N steps as well (0: at every evaluation only)
+    checkpoint_minutes: float | None = 10.0  # ... and after this much training time since the last save
     image_every: int = 5  # a memory image to TensorBoard every N evaluations (0: never)
     eval_batch_size: int = 64
     seed: int = 0
@@ -573,9 +574,14 @@ def fit(
             "counters": dict(counters),
         }
 
+    last_save = time.perf_counter()
+
     def save(tag: str) -> bool:
         """Save checkpoint `tag` on process 0 unless the weights are not finite; all processes wait."""
+        nonlocal last_save
         ok = True
+        if tag == "latest":
+            last_save = time.perf_counter()
         if env.is_main:
             if _params_finite(raw):
                 counters["elapsed"] = elapsed()
@@ -656,25 +662,27 @@ def fit(
                 loss, stats = task.loss(forward_model, batch)
             loss = loss.float()
             want_stop = stop_flag.requested or (cfg.max_minutes is not None and elapsed() > 60 * cfg.max_minutes)
+            since_save = time.perf_counter() - last_save
+            want_save = cfg.checkpoint_minutes is not None and since_save > 60 * cfg.checkpoint_minutes
             backward_loss, loss_finite = loss, torch.isfinite(loss)
-            if env.active:  # one collective: answer tokens, stop requests, non-finite losses
+            if env.active:  # one collective: answer tokens, non-finite losses, stop and save requests
                 tokens = stats.get("tokens")
                 local = (tokens if tokens is not None else torch.ones((), device=device)).float().reshape(())
-                shared = torch.stack([local, torch.tensor(float(want_stop), device=device), (~loss_finite).float()])
+                flags = torch.tensor([float(want_stop), float(want_save)], device=device)
+                shared = torch.cat([local.view(1), (~loss_finite).float().view(1), flags])
                 dist.all_reduce(shared)
                 backward_loss = loss * (env.world_size * local / shared[0].clamp(min=1.0))
-                loss_finite = shared[2] == 0
-                want_stop_t = shared[1] > 0
+                loss_finite = shared[1] == 0
             backward_loss.backward()
             max_norm = cfg.clip_grad_norm if cfg.clip_grad_norm else math.inf
             norm = torch.nn.utils.clip_grad_norm_(params, max_norm) if params else torch.zeros(())
             checks = [loss.detach(), norm.float().to(loss.device), loss_finite.float()]
             if env.active:
-                checks.append(want_stop_t.float())
+                checks += [shared[2], shared[3]]
             values = torch.stack(checks).tolist()  # the one host sync per step
             loss_v, norm_v, finite_v = values[0], values[1], values[2]
             if env.active:  # every process stops at the same step
-                want_stop = values[3] > 0
+                want_stop, want_save = values[3] > 0, values[4] > 0
             else:
                 want_stop = want_stop or stop_flag.requested
             finite = finite_v > 0 and math.isfinite(norm_v)
@@ -737,7 +745,7 @@ def fit(
             if cfg.eval_every and step % cfg.eval_every == 0:
                 evaluate()
                 evaluated_at = step
-            if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or evaluated_at == step:
+            if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or evaluated_at == step or want_save:
                 if save("latest"):
                     saved_at = step
             window["t"] += time.perf_counter() - t_pause  # the speed counts training time only

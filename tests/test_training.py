@@ -54,6 +54,29 @@ def assert_bit_identical(run_a, run_b):
     assert torch.equal(ta["rng"]["torch"], tb["rng"]["torch"])
 
 
+# ------------------------------------------------------------------------------------------- models
+
+
+@pytest.mark.parametrize("kind", ["dnc", "lstm"])
+@pytest.mark.parametrize("embedding", [None, 5])
+def test_models_map_word_ids_to_vocabulary_logits(kind, embedding):
+    V = 9
+    model = build_model(preset("tiny", model=kind, embedding=embedding), V)
+    ids = torch.tensor([[0, 3, V, 8], [V, V, 1, 2]])  # V is the unknown word
+    logits, _, trace = model(ids, trace=True)
+    assert logits.shape == (2, 4, V)
+    assert (trace["write_weights"].shape == (2, 4, 8)) if kind == "dnc" else trace == {}
+    if embedding is None:  # one-hot: exactly V-way, the unknown word is the zero vector
+        x = model.encode(ids)
+        assert x.shape == (2, 4, V) and torch.equal(x.sum(-1), (ids < V).float())
+    for module in model.modules():  # forget gates start at 1 (Sonnet's LSTM, as in DeepMind's DNC)
+        if isinstance(module, (nn.LSTM, nn.LSTMCell)):
+            H, suffix = module.hidden_size, "_l0" if isinstance(module, nn.LSTM) else ""
+            biases = dict(module.named_parameters())
+            forget = biases[f"bias_ih{suffix}"][H : 2 * H] + biases[f"bias_hh{suffix}"][H : 2 * H]
+            assert torch.all(forget == 1.0)
+
+
 # ------------------------------------------------------------------------------------------ masking
 
 
@@ -319,3 +342,18 @@ def test_train_command(tmp_path, tiny_babi_dir):
 
     bad = runner.invoke(app, ["train", "--preset", "huge", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "--preset" in bad.output
+
+
+@pytest.mark.parametrize("minutes, saved_steps", [(None, [0, 4]), (0.0, [0, 1, 2, 3, 4])])
+def test_latest_is_also_saved_by_the_clock(tmp_path, monkeypatch, minutes, saved_steps):
+    import babi_dnc.training as training
+
+    saves = []
+    real = training.save_checkpoint
+    monkeypatch.setattr(training, "save_checkpoint",
+                        lambda run_dir, tag, model, state, meta: saves.append((tag, meta["step"])) or real(
+                            run_dir, tag, model, state, meta))  # fmt: skip
+    torch.manual_seed(0)
+    config = quiet_config(max_steps=4, eval_every=100, checkpoint_minutes=minutes)
+    fit(build_model(preset("tiny"), 6), ToyTask(), config, tmp_path / "run", {"kind": "toy"})
+    assert [step for tag, step in saves if tag == "latest"] == saved_steps
