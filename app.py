@@ -256,6 +256,8 @@ def train_command(
                            "much training time", show_default=False)] = None,
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads (1 is fastest on "
                        "a busy machine) (default: the preset's)", show_default=False)] = None,
+    eval_stories: Annotated[int | None, typer.Option("--eval-stories", min=1, help="validate on only the "
+                            "first N validation stories of each task (quicker on a CPU)", show_default=False)] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bar")] = True,
 ) -> None:
     """Train the DNC or the LSTM baseline on bAbI (checkpoints, TensorBoard and metrics in OUT)."""
@@ -280,7 +282,8 @@ def train_command(
     overrides = {k: v for k, v in overrides.items() if v is not None}
     train_config = dataclasses.replace(TRAIN_PRESETS[preset], seed=seed, progress=progress, **overrides)
     model_config = model_preset(preset, model=model, embedding=embedding)
-    data_config = DataConfig(set_name=set_name, tasks=tasks, data_dir=str(data_dir.resolve()) if data_dir else None)
+    data_config = DataConfig(set_name=set_name, tasks=tasks, data_dir=str(data_dir.resolve()) if data_dir else None,
+                             valid_stories=eval_stories)  # fmt: skip
 
     def show_warning(message, category, *args, **kwargs):
         err_console.print(f"[yellow]warning:[/] {message}", highlight=False)

@@ -32,12 +32,14 @@ The Task protocol
 
 `fit(model, task, train_config, run_dir, config_to_save, vocab=None, resume=False) -> dict`
     Trains for `train_config.max_steps` steps (a step is one batch, whether or not the update was taken),
-    evaluates every `eval_every` steps, and keeps RUN/checkpoints/latest and RUN/checkpoints/best (see
-    checkpoint.py for the layout). With resume=True it continues from RUN/checkpoints/latest (if there
-    is one) with the saved optimiser, scheduler, RNG and task state: on CPU with a fixed seed the
-    weights are bit-identical to those of an unbroken run. Returns a summary dict: run_dir, step,
-    best_error, best_step, metrics (last evaluation), stopped (by a signal or the time limit),
-    nonfinite (skipped updates), reloads, elapsed_s.
+    evaluates every `eval_every` steps (and at the end), and keeps RUN/checkpoints/best (lowest validation
+    error) and RUN/checkpoints/latest (written at step 0, at every evaluation, every `checkpoint_every`
+    steps, every `checkpoint_minutes` of training and at the end; see checkpoint.py for the layout). With
+    resume=True it continues from RUN/checkpoints/latest (if there is one; else it starts afresh) with
+    the saved optimiser, scheduler, RNG and task state: on CPU with a fixed seed the weights are
+    bit-identical to those of an unbroken run. Returns a summary dict: run_dir, step, best_error,
+    best_step, metrics (last evaluation), stopped (by a signal or the time limit), stop_reason,
+    nonfinite (skipped updates), reloads, elapsed_s (training time, all sessions of the run).
 
 Safety nets
 -----------
@@ -166,6 +168,7 @@ class DataConfig:
     data_dir: str | None = None  # None: env BABI_DNC_DATA, else the Hugging Face Hub
     valid_fraction: float = 0.1
     seed: int = 0  # the validation split; the same for every training seed
+    valid_stories: int | None = None  # validate on the first N validation stories of each task (None: all)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -860,18 +863,28 @@ class BabiTask:
         seed: shuffling seed; epoch e is shuffled with (seed, e), so the stream is reproducible.
         eval_batch_size: stories per validation batch.
         bucket: batch stories of similar length together (less padding).
+        valid_stories: validate on only the first N validation stories of each task (None: all of them);
+            a quicker, noisier validation for slow machines.
     State: (epoch, batches used in this epoch).
     """
 
     unit = "stories"
 
-    def __init__(self, data, batch_size: int = 16, seed: int = 0, eval_batch_size: int = 64, bucket: bool = True):
+    def __init__(self, data, batch_size: int = 16, seed: int = 0, eval_batch_size: int = 64, bucket: bool = True,
+                 valid_stories: int | None = None):  # fmt: skip
         if len(data.train) == 0:
             raise DataError("the training split has no stories: choose tasks whose training files exist.")
         if len(data.valid) == 0:
             raise DataError("the validation split is empty: use more training stories or a larger valid fraction.")
         self.data, self.batch_size, self.seed = data, batch_size, seed
         self.eval_batch_size, self.bucket = eval_batch_size, bucket
+        self.valid = data.valid
+        if valid_stories is not None:
+            tasks = np.asarray(data.valid["task"])
+            rank = np.zeros(len(tasks), dtype=np.int64)  # position of each story within its task
+            for t in np.unique(tasks):
+                rank[tasks == t] = np.arange(int((tasks == t).sum()))
+            self.valid = data.valid.select(np.flatnonzero(rank < valid_stories))
         self.epoch, self.index = 0, 0
         self._iter: Iterator | None = None
 
@@ -900,7 +913,7 @@ class BabiTask:
         return answer_loss(logits, batch["targets"])
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        return evaluate_babi(model, self.data.valid, self.eval_batch_size)
+        return evaluate_babi(model, self.valid, self.eval_batch_size)
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "index": self.index, "seed": self.seed, "batch_size": self.batch_size}
@@ -924,7 +937,7 @@ class BabiTask:
         """The write/read weightings and usage on the first validation story ([H, W, 3] uint8) or None."""
         from .data import collate
 
-        batch = to_device(collate([self.data.valid[0]]), next(model.parameters()).device)
+        batch = to_device(collate([self.valid[0]]), next(model.parameters()).device)
         out = model(batch["ids"], mask=batch["mask"], trace=True)
         if len(out) < 3 or not out[2]:
             return None
@@ -1000,7 +1013,8 @@ def train_babi(
         data = data_cache[key]
         seed_everything(tc.seed)
         model = build_model(mc, data.vocab.size)
-        task = BabiTask(data, tc.batch_size, seed=tc.seed, eval_batch_size=tc.eval_batch_size)
+        task = BabiTask(data, tc.batch_size, seed=tc.seed, eval_batch_size=tc.eval_batch_size,
+                        valid_stories=dc.valid_stories)  # fmt: skip
         summary = fit(model, task, tc, run_dir, run_config(mc, dc, tc), vocab=data.vocab, resume=resume)
         summaries.append(summary)
         if summary["stopped"]:

@@ -167,6 +167,10 @@ def test_evaluate_babi_counts_a_question_right_only_if_every_answer_word_is(tiny
     assert metrics["questions"] == sum(total for _, total in expected.values())
     assert metrics["failed_tasks"] == sum(e > 0.05 for e in errors.values())
 
+    few = BabiTask(tiny_data, valid_stories=2).evaluate(ConstantModel(vocab.size, 0))  # 2 stories per task
+    stories = [row for t in (1, 8) for row in [r for r in tiny_data.valid if r["task"] == t][:2]]
+    assert few["questions"] == sum(len(row["questions"]) for row in stories)
+
 
 def test_babi_task_batches_are_padded_buckets_and_deterministic(tiny_data):
     a, b = BabiTask(tiny_data, batch_size=5, seed=3), BabiTask(tiny_data, batch_size=5, seed=3)
