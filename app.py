@@ -252,8 +252,9 @@ def train_command(
                          "this size instead of the paper's one-hot input", show_default=False)] = None,
     clip_norm: Annotated[float | None, typer.Option("--clip-norm", help="also clip the global gradient "
                          "norm to this", show_default=False)] = None,
-    max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="stop (and save) after this "
-                           "much training time", show_default=False)] = None,
+    max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="stop (and save) once the run "
+                           "has trained this long, resumed sessions included (default: the preset's)",
+                           show_default=False)] = None,
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads (1 is fastest on "
                        "a busy machine) (default: the preset's)", show_default=False)] = None,
     eval_stories: Annotated[int | None, typer.Option("--eval-stories", min=1, help="validate on only the "

@@ -77,6 +77,20 @@ def test_models_map_word_ids_to_vocabulary_logits(kind, embedding):
             assert torch.all(forget == 1.0)
 
 
+def test_bypass_dropout_only_drops_the_direct_path_while_training():
+    torch.manual_seed(0)
+    plain = build_model(preset("tiny"), 9)
+    torch.manual_seed(0)
+    dropped = build_model(preset("tiny", bypass_dropout=0.5), 9)
+    assert plain.state_dict().keys() == dropped.state_dict().keys()  # checkpoints stay interchangeable
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), dropped.state_dict().values()))
+    ids = torch.randint(0, 9, (2, 6))
+    plain.eval(), dropped.eval()
+    assert torch.equal(plain(ids)[0], dropped(ids)[0])  # evaluation: no dropout
+    dropped.train()
+    assert not torch.equal(dropped(ids)[0], plain(ids)[0])
+
+
 # ------------------------------------------------------------------------------------------ masking
 
 
