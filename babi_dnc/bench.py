@@ -2,7 +2,8 @@
 
 Each measurement runs in a fresh subprocess, so the peak memory it reports (CUDA max allocated, or the
 process's resident set on CPU, sampled every millisecond above the resident set before the model was built)
-belongs to that model alone; the timings are medians over `steps` steps after `warmup` steps. With
+belongs to that model alone (every subprocess runs with MALLOC_MMAP_THRESHOLD_=65536, so that glibc returns
+freed multi-megabyte blocks instead of counting them); the timings are medians over `steps` steps after `warmup` steps. With
 `vs_peer`, the PyPI package `dnc` (github.com/ixaxaar/pytorch-dnc, `pip install --no-deps dnc==1.1.0`) is
 timed at the same sizes on the same machine, one subprocess after ours. It computes a different function
 from the paper in places (its controller never sees the read vectors), so the comparison is of cost only.
@@ -250,9 +251,13 @@ def run_isolated(cfg: BenchConfig, timeout: float | None = None) -> dict:
     """`measure(cfg)` in a fresh Python subprocess (so peak memory is the model's own)."""
     code = "import json,sys; from babi_dnc.bench import BenchConfig, measure; "
     code += "print(json.dumps(measure(BenchConfig(**json.loads(sys.argv[1])))))"
+    # The same allocator setting for every model measured: glibc keeps freed blocks of a few MB in its heap
+    # (its mmap threshold grows after each free), so without this the resident set reports fragmentation
+    # rather than the memory a model needs. The variable can be overridden from the environment.
+    env = {"MALLOC_MMAP_THRESHOLD_": "65536"} | dict(os.environ)
     proc = subprocess.run(
         [sys.executable, "-c", code, json.dumps(dataclasses.asdict(cfg))],
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True, text=True, timeout=timeout, env=env,
     )  # fmt: skip
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
