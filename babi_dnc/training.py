@@ -549,10 +549,8 @@ def fit(
         step, last_metrics = int(trainer["step"]), dict(ckpt.meta.get("metrics", {}))
     else:
         seed_everything(cfg.seed)
-    if env.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if not (resumed and (run_dir / "config.json").exists()):
-            write_run_files(run_dir, config_to_save, vocab)
+    if env.is_main:  # on resume too: config.json then holds the settings the run continues with
+        write_run_files(run_dir, config_to_save, vocab)
 
     forward_model: nn.Module = raw
     if env.active:

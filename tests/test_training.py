@@ -348,6 +348,7 @@ def test_train_command(tmp_path, tiny_babi_dir):
     more = runner.invoke(app, [*args[:4], "5", *args[5:], "--resume"])
     assert more.exit_code == 0, more.output
     assert load_checkpoint(out, "latest").step == 5
+    assert json.loads((out / "config.json").read_text())["train"]["max_steps"] == 5  # what the run continued with
 
     seeds = runner.invoke(app, ["train", "--model", "lstm", "--preset", "tiny", "--max-steps", "2", "--seeds", "2",
                                 "--seed", "7", "--data-dir", str(tiny_babi_dir), "--tasks", "1",
