@@ -32,7 +32,6 @@ any failure raises `CheckpointError` with one sentence saying what to do.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -48,6 +47,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .errors import CheckpointError
+from .hashing import sha256_file
 
 WEIGHTS, TRAINER, META = "model.safetensors", "trainer.pt", "meta.json"
 CONFIG, VOCAB = "config.json", "vocab.json"
@@ -80,14 +80,6 @@ def unwrap(model: nn.Module) -> nn.Module:
             model = model._orig_mod
         else:
             return model
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _fsync_file(path: Path) -> None:
@@ -175,7 +167,7 @@ def save_checkpoint(
     files = {}
     for name in (WEIGHTS, TRAINER):
         _fsync_file(tmp / name)
-        files[name] = _sha256(tmp / name)
+        files[name] = sha256_file(tmp / name)
     meta = dict(meta or {}, tag=tag, time=time.strftime("%Y-%m-%dT%H:%M:%S%z"), files=files, format=FORMAT_VERSION)
     (tmp / META).write_text(json.dumps(meta, indent=2, default=str) + "\n")
     _fsync_file(tmp / META)
@@ -217,7 +209,7 @@ def load_checkpoint(
         if not (path / name).is_file():
             raise CheckpointError(f"{path / name} is missing: resume from another checkpoint or train again.")
         expected = meta.get("files", {}).get(name)
-        if verify and expected is not None and _sha256(path / name) != expected:
+        if verify and expected is not None and sha256_file(path / name) != expected:
             raise CheckpointError(
                 f"{path / name} does not match its checksum (corrupt file): use another checkpoint or train again."
             )

@@ -50,6 +50,7 @@ from datasets.table import InMemoryTable
 from huggingface_hub import hf_hub_download
 
 from babi_dnc.errors import DataError, VocabularyError
+from babi_dnc.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -499,14 +500,6 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _digest_of_files(file_sha: dict[str, str]) -> str:
     """sha256 of the `sha256sum` listing of the files, sorted by path (bytewise).
 
@@ -559,7 +552,7 @@ class Source:
                         files[name] = (self.path / name).read_bytes()
             self.sha256 = _digest_of_files({k: _sha256(v) for k, v in files.items()})
             return files
-        self.sha256 = _sha256_file(self.path)
+        self.sha256 = sha256_file(self.path)
         return _read_tar(self.path, set_name)
 
 
