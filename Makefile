@@ -1,7 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make run    create .venv, install babi-dnc, then run the main job (copy-task sanity check, train a small
 #               DNC and the LSTM baseline on bAbI task 1, evaluate both with a report)
-#   make test   create .venv, install babi-dnc with its test tools, then run the whole test suite
+#   make test   create .venv, install babi-dnc with its test tools, then lint and run the whole test suite
 # Options: PYTHON=python3.11  TORCH="torch==2.13.0"  DATA=/path/to/tasks_1-20_v1-2 (default: $BABI_DNC_DATA,
 # then a local ../shared copy if there is one, else the Hugging Face Hub).
 
@@ -34,6 +34,7 @@ run: setup
 	$(BIN)/babi-dnc eval $(RUNS)/dnc-small-t1 $(RUNS)/lstm-small-t1 $(DATA_OPT) --report $(RUNS)/report
 
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 lint: setup

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -82,7 +82,8 @@ def data_command(
     source = info["source"]
     if stats:
         table = Table(title=f"bAbI {info['set']}: stories per task and split", title_justify="left",
-                      box=box.SIMPLE_HEAD, pad_edge=False, caption="longest: longest story in tokens, '-' slots included; "
+                      box=box.SIMPLE_HEAD, pad_edge=False,
+                      caption="longest: longest story in tokens, '-' slots included; "
                       "answer words: '-' slots (tasks 8 and 19 have answers of several words)",
                       caption_justify="left")
         table.add_column("task", justify="left", no_wrap=True)
@@ -480,11 +481,13 @@ def bench(
     warmup: Annotated[int, typer.Option(min=0)] = 2,
     amp: Annotated[bool, typer.Option(help="bf16 autocast of the controller (CUDA)")] = False,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model")] = False,
-    checkpoint_steps: Annotated[Optional[int], typer.Option(help="recompute memory per chunk of steps")] = None,
-    cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="capture forward and backward as CUDA graphs")] = False,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads")] = None,
+    checkpoint_steps: Annotated[int | None, typer.Option(help="recompute memory per chunk of steps")] = None,
+    cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="capture forward and backward as CUDA graphs")] = (
+        False
+    ),
+    threads: Annotated[int | None, typer.Option(help="CPU threads")] = None,
     data: Annotated[bool, typer.Option("--data", help="time real bAbI batches from the bucketed loader")] = False,
-    data_dir: Annotated[Optional[Path], typer.Option(help="local bAbI folder or .tar.gz (for --data)")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="local bAbI folder or .tar.gz (for --data)")] = None,
     vs_peer: Annotated[bool, typer.Option("--vs-peer", help="also time the PyPI `dnc` package")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="print JSON only")] = False,
 ):

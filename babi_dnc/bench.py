@@ -3,7 +3,8 @@
 Each measurement runs in a fresh subprocess, so the peak memory it reports (CUDA max allocated, or the
 process's resident set on CPU, sampled every millisecond above the resident set before the model was built)
 belongs to that model alone (every subprocess runs with MALLOC_MMAP_THRESHOLD_=65536, so that glibc returns
-freed multi-megabyte blocks instead of counting them); the timings are medians over `steps` steps after `warmup` steps. With
+freed multi-megabyte blocks instead of counting them); the timings are medians over `steps` steps after
+`warmup` steps. With
 `vs_peer`, the PyPI package `dnc` (github.com/ixaxaar/pytorch-dnc, `pip install --no-deps dnc==1.1.0`) is
 timed at the same sizes on the same machine, one subprocess after ours. It computes a different function
 from the paper in places (its controller never sees the read vectors), so the comparison is of cost only.

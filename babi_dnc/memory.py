@@ -11,7 +11,8 @@ its equation and tensor shapes; `Memory.forward` runs one time step in the paper
     4. erase/write  M_t = M_{t-1} o (E - w^w_t e_t^T) + w^w_t v_t^T
     5. link         L_t[i,j] = (1 - w^w_t[i] - w^w_t[j]) L_{t-1}[i,j] + w^w_t[i] p_{t-1}[j],  L_t[i,i] = 0
     6. precedence   p_t = (1 - sum_i w^w_t[i]) p_{t-1} + w^w_t
-    7. read         f^i_t = L_t w^{r,i}_{t-1},  b^i_t = L_t^T w^{r,i}_{t-1},  c^{r,i}_t = C(M_t, k^{r,i}_t, beta^{r,i}_t)
+    7. read         f^i_t = L_t w^{r,i}_{t-1},  b^i_t = L_t^T w^{r,i}_{t-1},
+                    c^{r,i}_t = C(M_t, k^{r,i}_t, beta^{r,i}_t)
                     w^{r,i}_t = pi^i_t[1] b^i_t + pi^i_t[2] c^{r,i}_t + pi^i_t[3] f^i_t
                     r^i_t = M_t^T w^{r,i}_t
 

@@ -36,7 +36,8 @@ for cfg, limit in runs:
         if proc.returncode == 0:
             row = json.loads(proc.stdout.strip().splitlines()[-1])
         else:
-            row = dataclasses.asdict(cfg) | {"error": [l for l in proc.stderr.strip().splitlines() if "Error" in l][-4:]}
+            errors = [line for line in proc.stderr.strip().splitlines() if "Error" in line]
+            row = dataclasses.asdict(cfg) | {"error": errors[-4:]}
     except subprocess.TimeoutExpired:
         row = dataclasses.asdict(cfg) | {"error": f"timed out after {limit} s"}
     with out.open("a") as f:
@@ -44,7 +45,8 @@ for cfg, limit in runs:
     if "error" in row:
         print(f"{cfg.model} B={cfg.batch_size} T={cfg.seq_len}: ERROR {row['error']}", flush=True)
     else:
-        print(f"{cfg.model:5s} B={cfg.batch_size:3d} T={cfg.seq_len:3d} amp={cfg.amp!s:5s} compile={cfg.compile!s:5s} graph={cfg.cuda_graph!s:5s} "
+        print(f"{cfg.model:5s} B={cfg.batch_size:3d} T={cfg.seq_len:3d} amp={cfg.amp!s:5s} compile={cfg.compile!s:5s} "
+              f"graph={cfg.cuda_graph!s:5s} "
               f"ckpt={cfg.checkpoint_steps}: step {row['step_s']:.3f}s (fwd {row['forward_s']:.3f}, "
               f"bwd {row['backward_s']:.3f}), {row['story_steps_per_s']:,.0f} story-steps/s, "
               f"peak {row['peak_memory_bytes'] / 2**30:.2f} GiB", flush=True)
