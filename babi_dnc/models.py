@@ -29,12 +29,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .baselines import LSTMBaseline
+from .config import JsonConfig
 
 MODELS = ("dnc", "lstm")
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(JsonConfig):
     """What to build; saved as config.json["model"] in every run directory."""
 
     model: str = "dnc"  # "dnc" or "lstm" (the baseline)
@@ -63,14 +64,6 @@ class ModelConfig:
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelConfig:
-        """Build from a saved dict, ignoring keys this version does not know."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 PRESETS: dict[str, ModelConfig] = {

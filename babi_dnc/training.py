@@ -97,6 +97,7 @@ from .checkpoint import (
     unwrap,
     write_run_files,
 )
+from .config import JsonConfig
 from .errors import DataError, UserError
 from .models import ModelConfig, build_model, count_parameters
 
@@ -107,7 +108,7 @@ IGNORE = -100  # target id of steps without a loss (data.collate uses it too)
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(JsonConfig):
     """How to train; saved as config.json["train"]."""
 
     optimizer: str = "rmsprop"  # "rmsprop" (the paper), "adam" or "sgd"
@@ -138,13 +139,6 @@ class TrainConfig:
     progress: bool = True  # rich progress bar on a terminal
     tensorboard: bool = True
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
@@ -160,7 +154,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
 
 
 @dataclass
-class DataConfig:
+class DataConfig(JsonConfig):
     """Which bAbI data to train on; saved as config.json["data"]."""
 
     set_name: str = "en-10k"  # "en-10k" or "en"
@@ -170,13 +164,6 @@ class DataConfig:
     seed: int = 0  # the validation split; the same for every training seed
     valid_stories: int | None = None  # validate on the first N validation stories of each task (None: all)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> DataConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 # --------------------------------------------------------------------------------------- the protocol
