@@ -65,7 +65,6 @@ class ModelConfig(JsonConfig):
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
 
 
-
 PRESETS: dict[str, ModelConfig] = {
     "paper": ModelConfig(
         controller_size=256, memory_slots=256, word_size=64, read_heads=4, clip_activation_grad=10.0,

@@ -140,7 +140,6 @@ class TrainConfig(JsonConfig):
     tensorboard: bool = True
 
 
-
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     # The paper: RMSProp, lr 1e-4, momentum 0.9 (the batch size is ours).
     "paper": TrainConfig(optimizer="rmsprop", lr=1e-4, momentum=0.9, batch_size=16, max_steps=500_000,
@@ -163,7 +162,6 @@ class DataConfig(JsonConfig):
     valid_fraction: float = 0.1
     seed: int = 0  # the validation split; the same for every training seed
     valid_stories: int | None = None  # validate on the first N validation stories of each task (None: all)
-
 
 
 # --------------------------------------------------------------------------------------- the protocol
@@ -425,7 +423,7 @@ class ProgressDisplay:
         self.enabled = enabled
         self.live = enabled and self.console.is_terminal
         self.total, self.unit = total, unit
-        self.fields = {"loss": "", "val": "", "speed": "", "extra": ""}
+        self.fields = {"loss": "n/a", "val": "n/a", "speed": "", "extra": ""}
         self.progress = None
         if self.live:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -723,11 +721,15 @@ def fit(
                 if not display.live and display.enabled:
                     eta = (cfg.max_steps - step) * (now - window["t"]) / max(window["batches"], 1)
                     display.line(f"step {step}/{cfg.max_steps} loss {values['loss']:.4f} {speed:.1f} {unit}/s "
-                                 f"val {display.fields['val'] or 'n/a'} ETA {eta / 60:.1f} min")  # fmt: skip
+                                 f"val {display.fields['val']} ETA {eta / 60:.1f} min")  # fmt: skip
                 window = {"loss": 0.0, "norm": 0.0, "steps": 0, "batches": 0, "rows": 0, "t": now}
                 stat_sums = {}
-            elif display.live:
-                display.update(step)
+            elif display.live:  # the running figures of the current logging window
+                speed = window["rows"] / max(time.perf_counter() - window["t"], 1e-9)
+                fields = _call_optional(task, "progress_fields", default={}) or {}
+                loss_text = f"{window['loss'] / window['steps']:.4f}" if window["steps"] else display.fields["loss"]
+                display.update(step, loss=loss_text, speed=f"{speed:.1f} {unit}/s",
+                               extra=" ".join(f"{k} {v}" for k, v in fields.items()))  # fmt: skip
 
             t_pause = time.perf_counter()
             if cfg.eval_every and step % cfg.eval_every == 0:
