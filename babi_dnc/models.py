@@ -14,8 +14,9 @@ Presets (`PRESETS[name]`, model fields only; the optimiser settings are `trainin
     paper  the paper's DNC1: LSTM controller 256, memory 256 x 64, 4 read heads, activation-gradient
            clipping to [-10, 10]; LSTM baseline 512 units.
     small  a DNC for a laptop CPU: LSTM controller 256, memory 32 x 32, 2 read heads, a learned 64-wide word
-           embedding (it leaves the first plateau of task 1 several times sooner than one-hot inputs);
-           LSTM baseline 256 units. Trained with Adam 1e-3 (see training.TRAIN_PRESETS).
+           embedding; LSTM baseline 256 units; Adam 1e-3 (see training.TRAIN_PRESETS). On en-10k task 1 it
+           reaches the "answer the last place mentioned" plateau (~47% error) in ~300 steps, where
+           controller 128 with one-hot inputs took ~1,500; binding places to people takes longer.
     tiny   a few thousand parameters, for tests.
 """
 
