@@ -298,7 +298,11 @@ def train_command(
 
     from rich.table import Table
 
-    table = Table(title=f"{model} ({preset}) on bAbI {set_name}, tasks {tasks}", title_justify="left")
+    from babi_dnc.checkpoint import read_config
+
+    saved = read_config(summaries[0]["run_dir"])  # on --resume the run's own settings, not the options
+    title = f"{saved['model']['model']} on bAbI {saved['data']['set_name']}, tasks {saved['data']['tasks']}"
+    table = Table(title=title + ("" if resume else f", {preset} preset"), title_justify="left")
     for column in ("run", "steps", "best val error", "at step", "last val error", "minutes"):
         table.add_column(column, justify="left" if column == "run" else "right", overflow="fold")
     for s in summaries:

@@ -345,8 +345,9 @@ def test_train_command(tmp_path, tiny_babi_dir):
     again = runner.invoke(app, args)
     assert again.exit_code == 2 and "--resume" in again.output
 
-    more = runner.invoke(app, [*args[:4], "5", *args[5:], "--resume"])
+    more = runner.invoke(app, [*args[:4], "5", *args[5:], "--resume", "--model", "lstm"])  # the saved model wins
     assert more.exit_code == 0, more.output
+    assert "dnc on bAbI en-10k, tasks 1,8" in more.output
     assert load_checkpoint(out, "latest").step == 5
     assert json.loads((out / "config.json").read_text())["train"]["max_steps"] == 5  # what the run continued with
 
