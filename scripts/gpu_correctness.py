@@ -100,25 +100,27 @@ rel = float((y16.float() - y32).norm() / y32.norm())
 report("bf16 autocast: memory state float32", dtypes_ok, dtypes_ok)
 report("bf16 autocast vs float32 outputs, relative L2 error", rel, np.isfinite(rel) and rel < 0.05)
 
-# 5. compiled step function vs eager
-if os.environ.get("SKIP_COMPILE"):
-    Path(sys.argv[1]).write_text(json.dumps(results, indent=2)) if len(sys.argv) > 1 else None
-    sys.exit(1 if failed else 0)
-torch.manual_seed(0)
-model = DNC(40, 40, controller_size=64, memory_slots=32, word_size=16, read_heads=2).to(dev)
-x = torch.randn(8, 12, 40, device=dev)
-y_e, _ = model(x)
-y_e.pow(2).mean().backward()
-g_e = [p.grad.clone() for p in model.parameters()]
-model.zero_grad()
-t0 = time.perf_counter()
-model.cell.compile()
-y_c, _ = model(x)
-y_c.pow(2).mean().backward()
-compile_s = time.perf_counter() - t0
-g_c = [p.grad for p in model.parameters()]
-diff = max(float((y_c - y_e).abs().max()), max(float((a - b).abs().max()) for a, b in zip(g_c, g_e)))
-report(f"torch.compile step vs eager, max abs diff (compile took {compile_s:.0f} s)", diff, diff < 1e-4)
+# 5. compiled step function vs eager (SKIP_COMPILE=1 skips it: it compiles for a minute or more on a CPU)
+def check_compile():
+    torch.manual_seed(0)
+    model = DNC(40, 40, controller_size=64, memory_slots=32, word_size=16, read_heads=2).to(dev)
+    x = torch.randn(8, 12, 40, device=dev)
+    y_e, _ = model(x)
+    y_e.pow(2).mean().backward()
+    g_e = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    t0 = time.perf_counter()
+    model.cell.compile()
+    y_c, _ = model(x)
+    y_c.pow(2).mean().backward()
+    compile_s = time.perf_counter() - t0
+    g_c = [p.grad for p in model.parameters()]
+    diff = max(float((y_c - y_e).abs().max()), max(float((a - b).abs().max()) for a, b in zip(g_c, g_e)))
+    report(f"torch.compile step vs eager, max abs diff (compile took {compile_s:.0f} s)", diff, diff < 1e-4)
+
+
+if not os.environ.get("SKIP_COMPILE"):
+    check_compile()
 
 if len(sys.argv) > 1:
     Path(sys.argv[1]).write_text(json.dumps(results, indent=2))
