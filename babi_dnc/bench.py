@@ -107,7 +107,6 @@ def _build(cfg: BenchConfig, device: torch.device):
 
     config = preset(cfg.preset, model=cfg.model)
     model = build_model(config, V).to(device)
-    assert model.vocab_size == V
     if cfg.checkpoint_steps and hasattr(model.core, "checkpoint_steps"):
         model.core.checkpoint_steps = cfg.checkpoint_steps
     if cfg.compile:  # compile the step function (one time step), not the unrolled loop
@@ -186,7 +185,6 @@ def measure(cfg: BenchConfig) -> dict:
     if device.type == "cpu":
         rss.start()
     model, loss_fn = _build(cfg, device)
-    model.to(device)
     opt = torch.optim.RMSprop(model.parameters(), lr=1e-4, momentum=0.9)
     batches = _batches(cfg, device)
     fwd_times, bwd_times, step_times, story_steps = [], [], [], []
