@@ -258,6 +258,9 @@ def train_command(
                            show_default=False)] = None,
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads (1 is fastest on "
                        "a busy machine) (default: the preset's)", show_default=False)] = None,
+    augment: Annotated[bool | None, typer.Option("--augment/--no-augment", help="rename the people, places "
+                       "and other entities of each training story at random (default: the preset's; on for "
+                       "small, off for paper)", show_default=False)] = None,
     eval_stories: Annotated[int | None, typer.Option("--eval-stories", min=1, help="validate on only the "
                             "first N validation stories of each task (quicker on a CPU)", show_default=False)] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bar")] = True,
@@ -279,7 +282,7 @@ def train_command(
     overrides = {
         "max_steps": max_steps, "batch_size": batch_size, "device": device, "amp": amp, "compile": compile_model,
         "eval_every": eval_every, "lr": lr, "optimizer": optimizer, "clip_grad_norm": clip_norm,
-        "max_minutes": max_minutes, "threads": threads,
+        "max_minutes": max_minutes, "threads": threads, "augment": augment,
     }  # fmt: skip
     overrides = {k: v for k, v in overrides.items() if v is not None}
     train_config = dataclasses.replace(TRAIN_PRESETS[preset], seed=seed, progress=progress, **overrides)
@@ -292,6 +295,7 @@ def train_command(
 
     with warnings.catch_warnings():
         warnings.simplefilter("default")
+        warnings.filterwarnings("ignore", message=".*torch.jit.script_method.*")  # torch's own, at import
         warnings.showwarning = show_warning
         summaries = train_babi(model_config, data_config, train_config, out, seeds=seeds, resume=resume,
                                train_overrides={**overrides, "progress": progress})  # fmt: skip

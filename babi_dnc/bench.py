@@ -103,14 +103,14 @@ def _build(cfg: BenchConfig, device: torch.device):
 
         return model, loss_fn
 
-    from .models import build_model, preset
+    from .models import build_model, compile_model, preset
 
     config = preset(cfg.preset, model=cfg.model)
     model = build_model(config, V).to(device)
     if cfg.checkpoint_steps and hasattr(model.core, "checkpoint_steps"):
         model.core.checkpoint_steps = cfg.checkpoint_steps
-    if cfg.compile:  # compile the step function (one time step), not the unrolled loop
-        (model.core.cell if cfg.model == "dnc" else model.core).compile()
+    if cfg.compile:  # the DNC's time step, not the unrolled loop
+        compile_model(model)
     logits_of = _Logits(model, cfg.amp).to(device)
     if cfg.cuda_graph:
         if device.type != "cuda":

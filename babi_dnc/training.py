@@ -25,6 +25,8 @@ The Task protocol
         numbers, strings, lists, dicts and tensors (it is read back with torch.load(weights_only=True)).
     Optional:
     on_evaluate(metrics) -> None          after each evaluation, on every process (curriculum hook)
+    should_stop(metrics) -> bool          after on_evaluate, on every process: True ends training early
+                                          (stop_reason "solved"; the copy tasks once solved)
     progress_fields() -> dict[str, str]   shown in the progress line, e.g. {"epoch": "3.2"}
     summary(metrics) -> str               one line describing an evaluation, for the log
     memory_image(model) -> ndarray | None an [H, W, 3] uint8 picture of the memory for TensorBoard
@@ -55,9 +57,10 @@ Safety nets
 Devices and several processes
 -----------------------------
 `device` "auto" picks CUDA when present. `amp` runs the forward pass under bfloat16 autocast on CUDA (the
-memory itself stays in float32). `compile` wraps the model in torch.compile. Under torchrun, every
-process trains on its share of each global batch with DistributedDataParallel (NCCL on CUDA, gloo on
-CPU); process 0 alone evaluates and writes checkpoints and logs:
+memory itself stays in float32). `compile` compiles the DNC's time step with torch.compile
+(models.compile_model). Under torchrun, every process trains on its share of each global batch with
+DistributedDataParallel (NCCL on CUDA, gloo on CPU); process 0 alone evaluates and writes checkpoints and
+logs:
 
     torchrun --standalone --nproc_per_node=4 -m app train --preset paper --batch-size 64 --out runs/p
     # several machines: torchrun --nnodes=2 --node_rank=0|1 --nproc_per_node=8 \\
@@ -99,7 +102,7 @@ from .checkpoint import (
 )
 from .config import JsonConfig
 from .errors import DataError, UserError
-from .models import ModelConfig, build_model, count_parameters
+from .models import ModelConfig, build_model, compile_model, count_parameters
 
 IGNORE = -100  # target id of steps without a loss (data.collate uses it too)
 
@@ -132,10 +135,11 @@ class TrainConfig(JsonConfig):
     seed: int = 0
     device: str = "auto"  # "auto", "cpu", "cuda" or "cuda:N"
     amp: bool = False  # bfloat16 autocast on CUDA
-    compile: bool = False  # torch.compile the model
+    compile: bool = False  # torch.compile the DNC's time step (about 2x faster on a CPU; ~40 s to compile)
     threads: int | None = None  # torch.set_num_threads (1 is fastest on a busy CPU)
     nonfinite_patience: int = 10  # non-finite steps in a row before reloading the last checkpoint
     lr_backoff: float = 0.5  # learning-rate factor after such a reload
+    augment: bool = False  # bAbI: rename the entities of each training story at random (see augment.py)
     progress: bool = True  # rich progress bar on a terminal
     tensorboard: bool = True
 
@@ -144,9 +148,12 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     # The paper: RMSProp, lr 1e-4, momentum 0.9 (the batch size is ours).
     "paper": TrainConfig(optimizer="rmsprop", lr=1e-4, momentum=0.9, batch_size=16, max_steps=500_000,
                          eval_every=2000, log_every=50),
-    # A CPU recipe (one thread: the fastest on a shared 2-core machine); 15 minutes unless told otherwise.
-    "small": TrainConfig(optimizer="adam", lr=1e-3, batch_size=32, max_steps=3000, max_minutes=15.0,
-                         eval_every=100, log_every=10, clip_grad_norm=10.0, threads=1),
+    # A CPU recipe (one thread: the fastest on a shared 2-core machine); 15 minutes unless told otherwise;
+    # entity permutation, so that 1,800 stories a task cannot simply be memorised (see augment.py); the
+    # DNC's time step compiled (about 2x faster on a CPU, ~30 s to compile).
+    "small": TrainConfig(optimizer="adam", lr=3e-3, warmup_steps=300, batch_size=32, max_steps=20_000,
+                         max_minutes=15.0, eval_every=100, log_every=10, clip_grad_norm=10.0, threads=1,
+                         augment=True, compile=True),
     "tiny": TrainConfig(optimizer="adam", lr=1e-2, batch_size=4, max_steps=20, eval_every=10, log_every=1,
                         eval_batch_size=16, threads=1),
 }  # fmt: skip
@@ -537,13 +544,13 @@ def fit(
     if env.is_main:  # on resume too: config.json then holds the settings the run continues with
         write_run_files(run_dir, config_to_save, vocab)
 
+    if cfg.compile:  # the DNC's time step, not the unrolled loop (see models.compile_model)
+        compile_model(raw)
     forward_model: nn.Module = raw
     if env.active:
         from torch.nn.parallel import DistributedDataParallel
 
         forward_model = DistributedDataParallel(raw, device_ids=[device.index] if device.type == "cuda" else None)
-    if cfg.compile:
-        forward_model = torch.compile(forward_model)
 
     log = MetricsLog(run_dir, env.is_main, cfg.tensorboard, step if resumed else None)
     unit = getattr(task, "unit", "sequences")
@@ -732,8 +739,9 @@ def fit(
                                extra=" ".join(f"{k} {v}" for k, v in fields.items()))  # fmt: skip
 
             t_pause = time.perf_counter()
+            solved = False
             if cfg.eval_every and step % cfg.eval_every == 0:
-                evaluate()
+                solved = bool(_call_optional(task, "should_stop", evaluate(), default=False))
                 evaluated_at = step
             if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or evaluated_at == step or want_save:
                 if save("latest"):
@@ -742,6 +750,11 @@ def fit(
             if want_stop:
                 stopped = True
                 stop_reason = stop_flag.reason or "time limit"
+                break
+            if solved:  # an early stop the task asked for: the run is complete, not interrupted
+                stop_reason = "solved"
+                log.log(step, "solved")
+                display.line(f"step {step}: solved, stopping early")
                 break
 
         if saved_at != step:
@@ -852,13 +865,15 @@ class BabiTask:
         bucket: batch stories of similar length together (less padding).
         valid_stories: validate on only the first N validation stories of each task (None: all of them);
             a quicker, noisier validation for slow machines.
+        augment: rename the entities of every training batch's stories at random (augment.py); the
+            renaming of batch (epoch, index) depends only on (seed, epoch, index), so resuming is exact.
     State: (epoch, batches used in this epoch).
     """
 
     unit = "stories"
 
     def __init__(self, data, batch_size: int = 16, seed: int = 0, eval_batch_size: int = 64, bucket: bool = True,
-                 valid_stories: int | None = None):  # fmt: skip
+                 valid_stories: int | None = None, augment: bool = False):  # fmt: skip
         if len(data.train) == 0:
             raise DataError("the training split has no stories: choose tasks whose training files exist.")
         if len(data.valid) == 0:
@@ -874,6 +889,11 @@ class BabiTask:
             self.valid = data.valid.select(np.flatnonzero(rank < valid_stories))
         self.epoch, self.index = 0, 0
         self._iter: Iterator | None = None
+        self.classes = None
+        if augment:
+            from .augment import entity_classes
+
+            self.classes = entity_classes(data.train, data.vocab)
 
     def _epoch_batches(self) -> Iterator[dict]:
         from .data import iterate_batches
@@ -893,6 +913,11 @@ class BabiTask:
             self._iter = self._epoch_batches()
             batch = next(self._iter)
         self.index += 1
+        if self.classes:
+            from .augment import permute_entities
+
+            seed = int(np.random.SeedSequence([self.seed, self.epoch, self.index]).generate_state(1)[0])
+            batch = permute_entities(batch, self.classes, self.data.vocab.size + 1, torch.Generator().manual_seed(seed))
         return {k: batch[k] for k in ("ids", "mask", "targets")}
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
@@ -1001,7 +1026,7 @@ def train_babi(
         seed_everything(tc.seed)
         model = build_model(mc, data.vocab.size)
         task = BabiTask(data, tc.batch_size, seed=tc.seed, eval_batch_size=tc.eval_batch_size,
-                        valid_stories=dc.valid_stories)  # fmt: skip
+                        valid_stories=dc.valid_stories, augment=tc.augment)  # fmt: skip
         summary = fit(model, task, tc, run_dir, run_config(mc, dc, tc), vocab=data.vocab, resume=resume)
         summaries.append(summary)
         if summary["stopped"]:

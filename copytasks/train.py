@@ -70,8 +70,7 @@ class CopyConfig:
     train: TrainConfig = field(default_factory=_copy_train_defaults)
     out: str = "runs/copy"
     eval_size: int = 64  # sequences in each evaluation set
-    stop_when_solved: int = 3  # CopyTask.should_stop after this many error-free evaluations in a row
-    #                            (0: never); only loops that call Task.should_stop stop early
+    stop_when_solved: int = 3  # fit stops early after this many error-free evaluations in a row (0: never)
     plots: bool = True  # PNG plots of the memory at the end
 
     @classmethod

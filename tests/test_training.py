@@ -353,11 +353,12 @@ def test_train_command(tmp_path, tiny_babi_dir):
 
     seeds = runner.invoke(app, ["train", "--model", "lstm", "--preset", "tiny", "--max-steps", "2", "--seeds", "2",
                                 "--seed", "7", "--data-dir", str(tiny_babi_dir), "--tasks", "1",
-                                "--out", str(tmp_path / "seeds"), "--no-progress"])  # fmt: skip
+                                "--out", str(tmp_path / "seeds"), "--no-progress", "--augment"])  # fmt: skip
     assert seeds.exit_code == 0, seeds.output
     for n in (0, 1):
         config = json.loads((tmp_path / "seeds" / f"seed-{n}" / "config.json").read_text())
         assert config["train"]["seed"] == 7 + n and config["model"]["model"] == "lstm"
+        assert config["train"]["augment"] is True  # the tiny preset's default is off
     assert "over 2 runs" in seeds.output
 
     bad = runner.invoke(app, ["train", "--preset", "huge", "--out", str(tmp_path / "x")])
@@ -377,3 +378,18 @@ def test_latest_is_also_saved_by_the_clock(tmp_path, monkeypatch, minutes, saved
     config = quiet_config(max_steps=4, eval_every=100, checkpoint_minutes=minutes)
     fit(build_model(preset("tiny"), 6), ToyTask(), config, tmp_path / "run", {"kind": "toy"})
     assert [step for tag, step in saves if tag == "latest"] == saved_steps
+
+
+def test_a_task_that_asks_to_stop_ends_training_at_that_evaluation(tmp_path):
+    class StopsAtSecondEval(ToyTask):
+        evals = 0
+
+        def should_stop(self, metrics):
+            self.evals += 1
+            return self.evals == 2
+
+    config = quiet_config(optimizer="rmsprop", lr=1e-2, max_steps=20, eval_every=3)
+    summary = fit(build_model(preset("tiny"), 6), StopsAtSecondEval(seed=5), config, tmp_path / "run", {"kind": "toy"})
+    assert summary["step"] == 6 and summary["stop_reason"] == "solved" and not summary["stopped"]
+    assert [r["step"] for r in metrics_rows(tmp_path / "run", "eval")] == [3, 6]
+    assert load_checkpoint(tmp_path / "run", "latest").step == 6

@@ -1,0 +1,104 @@
+"""Entity permutation: a label-preserving augmentation of bAbI training stories (not in the paper).
+
+A bAbI story does not depend on which names or places it uses: "Mary moved to the bathroom. Where is
+Mary? bathroom" stays true when Mary becomes Sandra and the bathroom the garden in the whole story and
+its answers. With only 1,800 training stories per task, a network can memorise the stories long before it
+learns to bind people to places (an LSTM on en-10k task 1 reaches 100% training and 86% validation
+accuracy, then stays there). Renaming the entities of every training story at random, consistently
+within the story, removes that shortcut: the only way to answer is to read the story.
+
+Which words are interchangeable is found in the training data of each task, never in its test data:
+
+    names     words written with a capital letter inside a sentence or question (not as its first
+              word) in any task, e.g. "Where is Mary?": people's and animals' names.
+    answers   the answer words of a task whose every answer word already occurs in its story before the
+              question (places in task 1, objects and places in task 2, colours in task 16; not yes/no,
+              counts, directions or motivations), minus the names.
+
+Each class is permuted separately, per story, with the task's own words. Validation and test stories are
+never changed. `TrainConfig.augment` turns it on (the `small` preset does; the `paper` preset does not).
+
+    classes = entity_classes(data.train)                   # {task: [LongTensor of word ids, ...]}
+    batch = permute_entities(batch, classes, vocab_size, generator)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .data import IGNORE_INDEX, tokenize
+
+
+def _names(texts: list[str]) -> set[str]:
+    """Lower-cased words written with a capital letter after the first word of a sentence."""
+    names = set()
+    for text in texts:
+        for word in text.split()[1:]:
+            word = word.strip(".,?!")
+            if word[:1].isupper():
+                names.update(tokenize(word))
+    return names
+
+
+def entity_classes(dataset, vocab) -> dict[int, list[Tensor]]:
+    """Per task of `dataset` (parsed and tokenized rows with task, sentences, questions, tokens,
+    answer_positions, answer_words), the classes of interchangeable words as LongTensors of vocabulary
+    ids (each with at least two words). See the module docstring for the rules."""
+    all_names: set[str] = set()
+    words: dict[int, set[str]] = {}
+    answers: dict[int, set[str]] = {}
+    extractive: dict[int, bool] = {}
+    columns = ("task", "sentences", "questions", "tokens", "answer_positions", "answer_words")
+    for row in dataset.select_columns(list(columns)):
+        task = int(row["task"])
+        all_names.update(_names(row["sentences"] + row["questions"]))
+        tokens = row["tokens"]
+        words.setdefault(task, set()).update(tokens)
+        answers.setdefault(task, set()).update(row["answer_words"])
+        found = all(word in tokens[:pos] for pos, word in zip(row["answer_positions"], row["answer_words"]))
+        extractive[task] = extractive.get(task, True) and found
+    classes: dict[int, list[Tensor]] = {}
+    for task in sorted(words):
+        names = all_names & words[task]  # a name in any task is a name wherever it occurs
+        groups = [names, answers[task] - names if extractive[task] else set()]
+        ids = [sorted(vocab.encode(sorted(g))) for g in groups]
+        classes[task] = [torch.tensor(c, dtype=torch.long) for c in ids if len(c) >= 2 and vocab.unk_id not in c]
+    return classes
+
+
+def permutation_tables(tasks: Tensor, classes: dict[int, list[Tensor]], num_ids: int,
+                       generator: torch.Generator) -> Tensor:
+    """One random word-id mapping per story: tasks [B] -> tables [B, num_ids] (identity outside the
+    classes of the story's task; within each class, a uniformly random permutation)."""
+    B = tasks.shape[0]
+    tables = torch.arange(num_ids).repeat(B, 1)  # [B, num_ids]
+    for task, groups in classes.items():
+        rows = torch.nonzero(tasks == task).squeeze(1)  # [B_k]
+        if rows.numel() == 0:
+            continue
+        for words in groups:  # [m]
+            order = torch.rand(rows.numel(), words.numel(), generator=generator).argsort(dim=1)  # [B_k, m]
+            tables[rows.unsqueeze(1), words.unsqueeze(0)] = words[order]
+    return tables
+
+
+def permute_entities(batch: dict[str, Tensor], classes: dict[int, list[Tensor]], num_ids: int,
+                     generator: torch.Generator) -> dict[str, Tensor]:
+    """The batch with the entities of every story renamed (ids and targets; see the module docstring).
+
+    batch: ids [B, T], targets [B, T] (IGNORE_INDEX where there is no answer), task [B]. num_ids: the
+    number of input ids (vocabulary size + 1 for the unknown word)."""
+    tables = permutation_tables(batch["task"], classes, num_ids, generator)  # [B, num_ids]
+    targets = batch["targets"]
+    answer = targets != IGNORE_INDEX
+    new_targets = torch.where(answer, tables.gather(1, targets.clamp(min=0)), targets)
+    return {**batch, "ids": tables.gather(1, batch["ids"]), "targets": new_targets}
+
+
+def describe(classes: dict[int, list[Tensor]], vocab) -> dict[int, list[list[str]]]:
+    """The classes as words, for logs and tests."""
+    return {task: [vocab.decode(c.tolist()) for c in groups] for task, groups in classes.items()}
+
+
+__all__ = ["entity_classes", "permutation_tables", "permute_entities", "describe"]
