@@ -110,7 +110,7 @@ def _build(cfg: BenchConfig, device: torch.device):
     if cfg.checkpoint_steps and hasattr(model.core, "checkpoint_steps"):
         model.core.checkpoint_steps = cfg.checkpoint_steps
     if cfg.compile:  # the DNC's time step, not the unrolled loop
-        compile_model(model)
+        compile_model(model, fallback=False)  # a failed compile is an error here, not an eager timing
     logits_of = _Logits(model, cfg.amp).to(device)
     if cfg.cuda_graph:
         if device.type != "cuda":

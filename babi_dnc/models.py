@@ -170,16 +170,16 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def compile_model(model: BabiModel) -> None:
+def compile_model(model: BabiModel, fallback: bool = True) -> None:
     """torch.compile `model` in place: a DNC compiles its time step (DNC.compile_step); the LSTM baseline
     is left as it is (nn.LSTM already runs the whole sequence as one fused operation). Where compiling
     fails (e.g. no C++ compiler on a CPU machine), torch falls back to eager execution with a warning
-    instead of stopping the run."""
+    instead of stopping the run; fallback=False lets the error through (benchmarks, checks)."""
     import warnings
 
     import torch._dynamo
 
-    torch._dynamo.config.suppress_errors = True
+    torch._dynamo.config.suppress_errors = fallback
     warnings.filterwarnings("ignore", message=".*torch._prims_common.check.*", category=FutureWarning)  # Inductor's own
     if hasattr(model.core, "compile_step"):
         model.core.compile_step()

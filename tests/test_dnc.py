@@ -163,7 +163,12 @@ def test_checkpointing_over_time_gives_the_same_outputs_and_gradients():
 
 def test_compiled_time_step_gives_the_same_outputs_state_and_gradients():
     """DNC.compile_step (torch.compile of one masked step, as `train --compile` uses) computes the same
-    function as the eager step, padding and activation checkpointing included."""
+    function as the eager step, padding and activation checkpointing included.
+
+    The input is fixed: the free list sorts usages, so where two slots' usages nearly tie, float32 rounding
+    differences of 1e-8 between fused and eager kernels can swap them and change the allocation (seen with
+    other inputs: five slots at usage 0.0604). That is the DNC's own discontinuity, not a compile error."""
+    torch.manual_seed(100)
     x = torch.randn(2, 9, 6)
     mask = torch.ones(2, 9, dtype=torch.bool)
     mask[1, 5:] = False
