@@ -263,20 +263,23 @@ class _FusedLinkRead(torch.autograd.Function):
         grads = [None] * 4
         if ctx.needs_input_grad[3]:  # forward = w_r L^T, backward = w_r L
             grads[3] = torch.bmm(g_forward, link).add_(torch.bmm(link, g_backward.transpose(1, 2)).transpose(1, 2))
-        # G = g_forward^T w_r + w_r^T g_backward as one product with inner size 2R: one pass over N x N
-        G = torch.bmm(torch.cat([g_forward, read_w], 1).transpose(1, 2), torch.cat([read_w, g_backward], 1))
-        if g_link is not None:
-            G.add_(g_link)
+        # G = g_link + g_forward^T w_r + w_r^T g_backward: one product with inner size 2R, added to g_link
+        # in the same pass
+        a = torch.cat([g_forward, read_w], 1).transpose(1, 2)  # [B, N, 2R]
+        b = torch.cat([read_w, g_backward], 1)  # [B, 2R, N]
+        G = torch.bmm(a, b) if g_link is None else torch.baddbmm(g_link, a, b)
         G.diagonal(dim1=-2, dim2=-1).zero_()  # [B, N, N]; L_t[i,i] is the constant 0
+        buffer = None  # one N x N temporary, used for G o L_{t-1}, then for dL_{t-1}
         if ctx.needs_input_grad[1]:
-            GL = G * prev_link
+            buffer = torch.mul(G, prev_link)
             Gp = torch.bmm(p.unsqueeze(1), G.transpose(1, 2)).squeeze(1)  # [B, N]  G p
-            grads[1] = Gp.sub_(GL.sum(-1)).sub_(GL.sum(-2))
-            del GL
+            grads[1] = Gp.sub_(buffer.sum(-1)).sub_(buffer.sum(-2))
         if ctx.needs_input_grad[2]:
             grads[2] = torch.bmm(w.unsqueeze(1), G).squeeze(1)
-        if ctx.needs_input_grad[0]:
-            grads[0] = ((1 - w).unsqueeze(-1) - w.unsqueeze(-2)).mul_(G)
+        if ctx.needs_input_grad[0]:  # G (1 - w[i] - w[j])
+            keep = (1 - w).unsqueeze(-1)  # [B, N, 1]
+            buffer = G * keep if buffer is None else torch.mul(G, keep, out=buffer)
+            grads[0] = buffer.addcmul_(G, w.unsqueeze(-2), value=-1)
         return tuple(grads)
 
 
