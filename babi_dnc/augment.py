@@ -43,10 +43,21 @@ def _names(texts: list[str]) -> set[str]:
     return names
 
 
+_CLASSES: dict[tuple[str, str], dict[int, list[Tensor]]] = {}  # (dataset fingerprint, vocabulary) -> classes
+
+
 def entity_classes(dataset, vocab) -> dict[int, list[Tensor]]:
     """Per task of `dataset` (parsed and tokenized rows with task, sentences, questions, tokens,
     answer_positions, answer_words), the classes of interchangeable words as LongTensors of vocabulary
-    ids (each with at least two words). See the module docstring for the rules."""
+    ids (each with at least two words). See the module docstring for the rules. Computed once per
+    dataset and vocabulary in a process (a few seconds on all of en-10k), so `--seeds K` pays it once."""
+    key = (dataset._fingerprint, vocab.fingerprint())
+    if key not in _CLASSES:
+        _CLASSES[key] = _entity_classes(dataset, vocab)
+    return _CLASSES[key]
+
+
+def _entity_classes(dataset, vocab) -> dict[int, list[Tensor]]:
     all_names: set[str] = set()
     words: dict[int, set[str]] = {}
     answers: dict[int, set[str]] = {}
