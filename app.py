@@ -242,7 +242,7 @@ def train_command(
     amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="bfloat16 autocast on CUDA",
                    show_default=False)] = None,
     compile_model: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the "
-                             "model", show_default=False)] = None,
+                             "DNC's time step (default: the preset's; on for small)", show_default=False)] = None,
     eval_every: Annotated[int | None, typer.Option("--eval-every", min=1, help="validate every N steps "
                           "(default: the preset's)", show_default=False)] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="learning rate (default: the preset's)",
@@ -488,7 +488,7 @@ def bench(
     steps: Annotated[int, typer.Option(min=1, help="timed steps (the median is reported)")] = 5,
     warmup: Annotated[int, typer.Option(min=0)] = 2,
     amp: Annotated[bool, typer.Option(help="bf16 autocast of the controller (CUDA)")] = False,
-    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model")] = False,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the DNC's time step")] = False,
     checkpoint_steps: Annotated[int | None, typer.Option(help="recompute memory per chunk of steps")] = None,
     cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="capture forward and backward as CUDA graphs")] = (
         False

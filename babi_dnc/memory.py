@@ -277,8 +277,8 @@ class _FusedLinkRead(torch.autograd.Function):
         if ctx.needs_input_grad[2]:
             grads[2] = torch.bmm(w.unsqueeze(1), G).squeeze(1)
         if ctx.needs_input_grad[0]:  # G (1 - w[i] - w[j])
-            keep = (1 - w).unsqueeze(-1)  # [B, N, 1]
-            buffer = G * keep if buffer is None else torch.mul(G, keep, out=buffer)
+            one_minus_w = (1 - w).unsqueeze(-1)  # [B, N, 1]
+            buffer = G * one_minus_w if buffer is None else torch.mul(G, one_minus_w, out=buffer)
             grads[0] = buffer.addcmul_(G, w.unsqueeze(-2), value=-1)
         return tuple(grads)
 

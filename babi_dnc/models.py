@@ -174,8 +174,8 @@ def count_parameters(model: nn.Module) -> int:
 def compile_model(model: BabiModel, fallback: bool = True) -> None:
     """torch.compile `model` in place: a DNC compiles its time step (DNC.compile_step); the LSTM baseline
     is left as it is (nn.LSTM already runs the whole sequence as one fused operation). Where compiling
-    fails (e.g. no C++ compiler on a CPU machine), torch falls back to eager execution with a warning
-    instead of stopping the run; fallback=False lets the error through (benchmarks, checks)."""
+    fails (e.g. no C++ compiler on a CPU machine), torch logs a warning and runs the step eagerly instead
+    of stopping the run; fallback=False lets the error through (benchmarks, checks)."""
     import warnings
 
     import torch._dynamo

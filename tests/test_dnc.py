@@ -186,3 +186,34 @@ def test_compiled_time_step_gives_the_same_outputs_state_and_gradients():
     assert y1[1, 5:].abs().max() == 0  # padded steps output zeros
     for a, b in zip(g1, g0):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("fallback", [True, False])
+def test_a_failed_compile_falls_back_to_eager_only_when_asked(fallback):
+    """models.compile_model(fallback=True), as training uses it: a compiler error leaves the eager step
+    running (same outputs); fallback=False, as the benchmark uses it, lets the error through."""
+    import torch._dynamo
+
+    from babi_dnc.models import build_model, compile_model, preset
+
+    def broken_backend(graph_module, example_inputs):
+        raise RuntimeError("no compiler here")
+
+    suppress = torch._dynamo.config.suppress_errors
+    try:
+        torch.manual_seed(0)
+        model = build_model(preset("tiny"), 6)
+        ids = torch.randint(0, 6, (2, 5))
+        eager, _ = model(ids)
+        compile_model(model, fallback=fallback)
+        torch._dynamo.reset()
+        model.core._compiled_step = torch.compile(model.core.step, backend=broken_backend)  # a compile that fails
+        if fallback:  # torch logs "WON'T CONVERT step ..." and runs the step eagerly
+            compiled, _ = model(ids)
+            torch.testing.assert_close(compiled, eager)
+        else:
+            with pytest.raises(Exception, match="no compiler here"):
+                model(ids)
+    finally:
+        torch._dynamo.config.suppress_errors = suppress
+        torch._dynamo.reset()
