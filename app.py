@@ -530,7 +530,10 @@ def bench(
             f"{r['peak_memory_bytes'] / 2**30:.2f} GiB",
         )  # fmt: skip
     console.print(table)
-    console.print(f"device: {results[0]['device_name']}, torch {results[0]['torch']}, {results[0]['threads']} threads")
+    link = f", link: {results[0]['link']}" if "link" in results[0] else ""
+    console.print(
+        f"device: {results[0]['device_name']}, torch {results[0]['torch']}, {results[0]['threads']} threads{link}"
+    )
     if vs_peer:
         peer = results[-1]
         console.print(

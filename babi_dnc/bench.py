@@ -1,10 +1,10 @@
 """`babi-dnc bench`: time full training steps (forward, backward, optimizer) of the DNC and the LSTM baseline.
 
 Each measurement runs in a fresh subprocess, so the peak memory it reports (CUDA max allocated, or the
-process's resident set on CPU, sampled every millisecond above the resident set before the model was built)
-belongs to that model alone (every subprocess runs with MALLOC_MMAP_THRESHOLD_=65536, so that glibc returns
-freed multi-megabyte blocks instead of counting them); the timings are medians over `steps` steps after
-`warmup` steps. With
+process's high-water resident set on CPU, less the resident set before the model was built)
+belongs to that model alone; the timings are medians over `steps` steps after `warmup` steps. On a CPU,
+every subprocess (ours and the peer's) keeps freed memory for reuse as `fit` does (malloc.py), so the
+figures are those of a training run, without a page fault per fresh link matrix. With
 `vs_peer`, the PyPI package `dnc` (github.com/ixaxaar/pytorch-dnc, `pip install --no-deps dnc==1.1.0`) is
 timed at the same sizes on the same machine, one subprocess after ours. It computes a different function
 from the paper in places (its controller never sees the read vectors), so the comparison is of cost only.
@@ -17,16 +17,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 
 import torch
 
 from .errors import UserError
+from .malloc import retain_freed_memory
 
 
 @dataclass
@@ -49,34 +50,17 @@ class BenchConfig:
     seed: int = 0
 
 
-class _PeakRSS:
-    """Samples this process's resident set size in a thread; `peak` is the largest seen since start()."""
+def _resident_bytes() -> int:
+    """This process's resident set size now (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
-    def __init__(self, interval: float = 0.001):
-        self.interval, self.peak, self._stop = interval, 0, threading.Event()
-        self._thread: threading.Thread | None = None
 
-    @staticmethod
-    def current() -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.current())
-            time.sleep(self.interval)
-
-    def start(self):
-        self.peak = self.current()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> int:
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
-        self.peak = max(self.peak, self.current())
-        return self.peak
+def _peak_resident_bytes() -> int:
+    """The largest resident set this process has had (the kernel's high-water mark: exact, and free,
+    unlike sampling from a thread, which on a 2-core machine steals time from the step being timed)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
 
 
 def _build(cfg: BenchConfig, device: torch.device):
@@ -176,14 +160,13 @@ def measure(cfg: BenchConfig) -> dict:
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for but no CUDA device is visible; use --device cpu.")
     device = torch.device(cfg.device)
+    if device.type == "cpu":
+        retain_freed_memory()  # as fit does: the same setting for ours and the peer
     torch.manual_seed(cfg.seed)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    rss = _PeakRSS()
-    rss_before = _PeakRSS.current()
-    if device.type == "cpu":
-        rss.start()
+    rss_before = _resident_bytes() if device.type == "cpu" else 0
     model, loss_fn = _build(cfg, device)
     opt = torch.optim.RMSprop(model.parameters(), lr=1e-4, momentum=0.9)
     batches = _batches(cfg, device)
@@ -226,11 +209,15 @@ def measure(cfg: BenchConfig) -> dict:
         "story_steps_per_batch": per_step,
         "parameters": sum(p.numel() for p in model.parameters()),
     }
+    if device.type == "cpu" and cfg.model == "dnc":
+        from .kernels import status
+
+        result["link"] = status()  # the compiled CPU link kernel, or why the PyTorch one ran
     if device.type == "cuda":
         result["peak_memory_bytes"] = torch.cuda.max_memory_allocated(device)
         result["peak_memory_kind"] = "cuda max allocated"
     else:
-        result["peak_memory_bytes"] = rss.stop() - rss_before
+        result["peak_memory_bytes"] = max(_peak_resident_bytes() - rss_before, 0)
         result["peak_memory_kind"] = "cpu resident set above start"
     return result
 
@@ -250,13 +237,9 @@ def run_isolated(cfg: BenchConfig, timeout: float | None = None) -> dict:
     """`measure(cfg)` in a fresh Python subprocess (so peak memory is the model's own)."""
     code = "import json,sys; from babi_dnc.bench import BenchConfig, measure; "
     code += "print(json.dumps(measure(BenchConfig(**json.loads(sys.argv[1])))))"
-    # The same allocator setting for every model measured: glibc keeps freed blocks of a few MB in its heap
-    # (its mmap threshold grows after each free), so without this the resident set reports fragmentation
-    # rather than the memory a model needs. The variable can be overridden from the environment.
-    env = {"MALLOC_MMAP_THRESHOLD_": "65536"} | dict(os.environ)
     proc = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(dataclasses.asdict(cfg))],
-        capture_output=True, text=True, timeout=timeout, env=env,
+        [sys.executable, "-c", code, json.dumps(dataclasses.asdict(cfg))], capture_output=True, text=True,
+        timeout=timeout,
     )  # fmt: skip
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]

@@ -110,11 +110,15 @@ class DNCCell(nn.Module):
         reads = torch.zeros(batch_size, self.read_heads, self.word_size, device=device, dtype=dtype)
         return DNCState(self.controller.initial_state(batch_size, device, param.dtype), memory, reads)
 
-    def forward(self, x: Tensor, state: DNCState, trace: dict | None = None) -> tuple[Tensor, DNCState]:
+    def forward(
+        self, x: Tensor, state: DNCState, trace: dict | None = None, keep: Tensor | None = None
+    ) -> tuple[Tensor, DNCState]:
+        """One step. keep [B] bool: where False, the memory state is left as it was (see Memory.forward);
+        the controller state and read vectors are the caller's to keep (DNC.step does)."""
         chi = torch.cat([x, state.read_vectors.flatten(1).to(x.dtype)], dim=-1)  # [B, X + R*W]
         h, controller_state = self.controller(chi, state.controller)  # [B, H]
         h = clip_gradient(h, self.clip_activation_grad)
-        read_vectors, memory_state = self.memory(self.interface(h), state.memory, trace)  # [B, R, W]
+        read_vectors, memory_state = self.memory(self.interface(h), state.memory, trace, keep)  # [B, R, W]
         y = self.output(h) + self.read_output(read_vectors.flatten(1).to(h.dtype))  # [B, Y]
         return y, DNCState(controller_state, memory_state, read_vectors)
 
@@ -179,10 +183,15 @@ class DNC(nn.Module):
 
     def step(self, x: Tensor, state: DNCState, keep: Tensor | None = None, trace: dict | None = None):
         """One time step x [B, X] -> y [B, Y]; where keep [B] is False the state is kept and y is zero."""
-        y, new_state = self.cell(x, state, trace)
+        y, new_state = self.cell(x, state, trace, keep)
         if keep is None:
             return y, new_state
-        return torch.where(keep.unsqueeze(-1), y, torch.zeros_like(y)), tree_where(keep, new_state, state)
+        # The memory kept its own state for padded samples (without copying the link matrix).
+        controller, reads = tree_where(
+            keep, (new_state.controller, new_state.read_vectors), (state.controller, state.read_vectors)
+        )
+        y = torch.where(keep.unsqueeze(-1), y, torch.zeros_like(y))
+        return y, DNCState(controller, new_state.memory, reads)
 
     def _unroll(self, x: Tensor, state: DNCState, mask: Tensor | None, trace: list | None = None):
         step = self.step if trace is not None else getattr(self, "_compiled_step", self.step)

@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .kernels import cpu_link_kernel
+
 COSINE_EPSILON = 1e-6
 
 
@@ -244,11 +246,19 @@ class _FusedLinkRead(torch.autograd.Function):
         dL_{t-1}[i,j] = G[i,j] (1 - w[i] - w[j])
         dw[k]         = sum_j G[k,j] (p_{t-1}[j] - L_{t-1}[k,j]) - sum_i G[i,k] L_{t-1}[i,k]
         dp_{t-1}[j]   = sum_i G[i,j] w[i]
+
+    On a CPU it runs the compiled kernel of csrc/link_cpu.cpp when that could be built (kernels.py): one
+    pass over each sample's N x N matrix forward, and one backward that recomputes L_t from L_{t-1} row by
+    row, so it stores only L_{t-1}. Elsewhere it runs the PyTorch code below.
     """
 
     @staticmethod
     def forward(ctx, prev_link, write_weights, prev_precedence, prev_read_weights):
         w, p = write_weights, prev_precedence
+        ctx.kernel = prev_link.device.type == "cpu" and cpu_link_kernel()
+        if ctx.kernel:  # csrc/link_cpu.cpp: one pass over N x N, and one more for the backward
+            ctx.save_for_backward(prev_link, w, p, prev_read_weights)
+            return torch.ops.babi_dnc.link_forward(prev_link, w, p, prev_read_weights)
         # Three passes over N x N instead of six: scale, multiply in place, add the outer product in place.
         link = (1 - w).unsqueeze(-1) - w.unsqueeze(-2)  # [B, N, N]  1 - w[i] - w[j]
         link.mul_(prev_link).addcmul_(w.unsqueeze(-1), p.unsqueeze(-2))
@@ -259,6 +269,8 @@ class _FusedLinkRead(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_link, g_forward, g_backward):
+        if ctx.kernel:  # recomputes L_t from L_{t-1} row by row instead of reading it back
+            return torch.ops.babi_dnc.link_backward(g_link, g_forward, g_backward, *ctx.saved_tensors)
         prev_link, w, p, read_w, link = ctx.saved_tensors
         grads = [None] * 4
         if ctx.needs_input_grad[3]:  # forward = w_r L^T, backward = w_r L
@@ -371,11 +383,15 @@ class Memory(nn.Module):
         )
 
     def forward(
-        self, interface: Tensor, state: MemoryState, trace: dict | None = None
+        self, interface: Tensor, state: MemoryState, trace: dict | None = None, keep: Tensor | None = None
     ) -> tuple[Tensor, MemoryState]:
         """One step: interface [B, interface_size] (raw), state -> (read_vectors [B, R, W], new state).
 
         If `trace` is a dict, every intermediate quantity of this step is stored in it (detached).
+        keep [B] bool (padding): where False the new state is the old one. The write weighting of those
+        samples is multiplied by 0 before it is used, which leaves memory, link and precedence exactly as
+        they were (1 - 0 - 0 = 1, + 0); only the [B, N] parts are chosen with `where`. So no N x N or N x W
+        matrix is copied for padding, forward or backward.
         """
         dtype = state.memory.dtype
         with torch.autocast(interface.device.type, enabled=False):
@@ -389,6 +405,8 @@ class Memory(nn.Module):
                 state.memory, xi.write_key.unsqueeze(1), xi.write_strength.unsqueeze(1)
             ).squeeze(1)  # [B, N]
             write_weights = write_weighting(write_content, allocation, xi.allocation_gate, xi.write_gate)
+            if keep is not None:  # padding writes nothing
+                write_weights = write_weights * keep.unsqueeze(-1).to(dtype)
             if self.fused:
                 memory = _FusedEraseWrite.apply(state.memory, write_weights, xi.erase_vector, xi.write_vector)
                 link, forward, backward = _FusedLinkRead.apply(
@@ -422,5 +440,10 @@ class Memory(nn.Module):
                 forward_weights=forward,
                 backward_weights=backward,
             )
+        if keep is not None:
+            kept = keep.unsqueeze(-1)  # [B, 1]
+            usage = torch.where(kept, usage, state.usage)
+            write_weights = torch.where(kept, write_weights, state.write_weights)
+            read_weights = torch.where(kept.unsqueeze(-1), read_weights, state.read_weights)
         new_state = MemoryState(memory, usage, link, precedence, read_weights, write_weights)
         return read_vectors, new_state

@@ -102,6 +102,7 @@ from .checkpoint import (
 )
 from .config import JsonConfig
 from .errors import DataError, UserError
+from .malloc import retain_freed_memory
 from .models import ModelConfig, build_model, compile_model, count_parameters
 
 IGNORE = -100  # target id of steps without a loss (data.collate uses it too)
@@ -520,6 +521,8 @@ def fit(
     threads_before = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)  # restored on return
+    if device.type == "cpu":
+        retain_freed_memory()  # no page faults through fresh link matrices every step (malloc.py)
     amp = cfg.amp and device.type == "cuda"
     raw = unwrap(model).to(device)
     raw.train()

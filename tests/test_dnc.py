@@ -72,6 +72,27 @@ def test_padding_changes_neither_outputs_nor_memory(controller):
     torch.testing.assert_close(s.read_vectors[1], s_alone.read_vectors[0], atol=1e-12, rtol=0)
 
 
+def test_padding_leaves_link_memory_and_precedence_bit_exact_and_passes_gradients_through():
+    """Padded steps gate the write to zero instead of copying the state: the N x N link, the memory and
+    the precedence must come out bit for bit, and gradients must reach the real steps as without padding."""
+    model = make()
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 7, 6, generator=gen, dtype=torch.float64, requires_grad=True)
+    mask = torch.ones(2, 7, dtype=torch.bool)
+    mask[0, 3:] = False  # sample 0: 3 real steps, then 4 of padding
+    _, state3 = model(x[:, :3].detach())
+    _, state7 = model(x.detach(), mask=mask)
+    for name in ("link", "memory", "precedence", "usage", "read_weights", "write_weights"):
+        assert torch.equal(getattr(state7.memory, name)[0], getattr(state3.memory, name)[0]), name
+    y, _ = model(x, mask=mask)
+    y[0].sum().backward()
+    grad_padded = x.grad[0].clone()
+    x_alone = x[:1, :3].detach().requires_grad_()
+    model(x_alone)[0].sum().backward()
+    torch.testing.assert_close(grad_padded[:3], x_alone.grad[0], atol=1e-12, rtol=0)
+    assert torch.equal(grad_padded[3:], torch.zeros(4, 6, dtype=torch.float64))
+
+
 def test_trace_has_every_quantity_per_step():
     model = make()
     y, _, trace = model(torch.randn(2, 5, 6, dtype=torch.float64), trace=True)
