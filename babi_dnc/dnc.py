@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from .controllers import build_controller
+from .kernels import cpu_link_kernel
 from .memory import Memory, MemoryState
 
 
@@ -179,6 +180,8 @@ class DNC(nn.Module):
     def compile_step(self, **options) -> None:
         """torch.compile one masked time step (`step`), not the unrolled loop: one graph serves every
         sequence length, and the fused step is about 2x faster on a CPU. Traced runs stay uncompiled."""
+        if any(p.device.type == "cpu" for p in self.parameters()):
+            cpu_link_kernel()  # build (or load) the CPU link kernel now: its build cannot be traced
         self._compiled_step = torch.compile(self.step, **options)
 
     def step(self, x: Tensor, state: DNCState, keep: Tensor | None = None, trace: dict | None = None):
