@@ -116,12 +116,23 @@ class DNCCell(nn.Module):
     ) -> tuple[Tensor, DNCState]:
         """One step. keep [B] bool: where False, the memory state is left as it was (see Memory.forward);
         the controller state and read vectors are the caller's to keep (DNC.step does)."""
+        h, new_state = self.core(x, state, trace, keep)
+        return self.readout(h, new_state.read_vectors), new_state  # [B, Y]
+
+    def core(
+        self, x: Tensor, state: DNCState, trace: dict | None = None, keep: Tensor | None = None
+    ) -> tuple[Tensor, DNCState]:
+        """The step up to the new read vectors: (h_t [B, H], state); `readout` makes y_t from them."""
         chi = torch.cat([x, state.read_vectors.flatten(1).to(x.dtype)], dim=-1)  # [B, X + R*W]
         h, controller_state = self.controller(chi, state.controller)  # [B, H]
         h = clip_gradient(h, self.clip_activation_grad)
         read_vectors, memory_state = self.memory(self.interface(h), state.memory, trace, keep)  # [B, R, W]
-        y = self.output(h) + self.read_output(read_vectors.flatten(1).to(h.dtype))  # [B, Y]
-        return y, DNCState(controller_state, memory_state, read_vectors)
+        return h, DNCState(controller_state, memory_state, read_vectors)
+
+    def readout(self, h: Tensor, read_vectors: Tensor) -> Tensor:
+        """y_t = W_y h_t + W_r [r^1_t; ...; r^R_t], for one step (h [B, H], read_vectors [B, R, W]) or for
+        many at once ([B, T, H], [B, T, R, W]): nothing in it feeds back into the recurrence."""
+        return self.output(h) + self.read_output(read_vectors.flatten(-2).to(h.dtype))
 
 
 TRACE_KEYS = (
@@ -178,31 +189,43 @@ class DNC(nn.Module):
         return torch.cat(outputs, dim=1), state
 
     def compile_step(self, **options) -> None:
-        """torch.compile one masked time step (`step`), not the unrolled loop: one graph serves every
+        """torch.compile one masked time step (`core_step`), not the unrolled loop: one graph serves every
         sequence length, and the fused step is about 2x faster on a CPU. Traced runs stay uncompiled."""
         if any(p.device.type == "cpu" for p in self.parameters()):
             cpu_link_kernel()  # build (or load) the CPU link kernel now: its build cannot be traced
-        self._compiled_step = torch.compile(self.step, **options)
+        self._compiled_step = torch.compile(self.core_step, **options)
 
     def step(self, x: Tensor, state: DNCState, keep: Tensor | None = None, trace: dict | None = None):
         """One time step x [B, X] -> y [B, Y]; where keep [B] is False the state is kept and y is zero."""
-        y, new_state = self.cell(x, state, trace, keep)
+        h, new_state = self.core_step(x, state, keep, trace)
+        y = self.cell.readout(h, new_state.read_vectors)  # [B, Y]
+        return (y if keep is None else torch.where(keep.unsqueeze(-1), y, torch.zeros_like(y))), new_state
+
+    def core_step(self, x: Tensor, state: DNCState, keep: Tensor | None = None, trace: dict | None = None):
+        """`step` without the output layer: (h_t [B, H], state). The unrolled loop applies the output layer
+        to all its steps at once afterwards: one matrix product instead of T small ones, forward and backward."""
+        h, new_state = self.cell.core(x, state, trace, keep)
         if keep is None:
-            return y, new_state
+            return h, new_state
         # The memory kept its own state for padded samples (without copying the link matrix).
         controller, reads = tree_where(
             keep, (new_state.controller, new_state.read_vectors), (state.controller, state.read_vectors)
         )
-        y = torch.where(keep.unsqueeze(-1), y, torch.zeros_like(y))
-        return y, DNCState(controller, new_state.memory, reads)
+        return h, DNCState(controller, new_state.memory, reads)
 
     def _unroll(self, x: Tensor, state: DNCState, mask: Tensor | None, trace: list | None = None):
-        step = self.step if trace is not None else getattr(self, "_compiled_step", self.step)
-        outputs = []
+        step = self.core_step if trace is not None else getattr(self, "_compiled_step", self.core_step)
+        hidden, reads = [], []
         for t in range(x.shape[1]):  # the time loop: the only loop in the model
             step_trace = {} if trace is not None else None
-            y, state = step(x[:, t], state, None if mask is None else mask[:, t], step_trace)
-            outputs.append(y)
+            h, state = step(x[:, t], state, None if mask is None else mask[:, t], step_trace)
+            hidden.append(h)
+            reads.append(state.read_vectors)
             if trace is not None:
                 trace.append(step_trace)
-        return torch.stack(outputs, dim=1), state  # [B, T, Y]
+        if not hidden:
+            return x.new_zeros(x.shape[0], 0, self.output_size), state
+        y = self.cell.readout(torch.stack(hidden, dim=1), torch.stack(reads, dim=1))  # [B, T, Y]
+        if mask is not None:  # padded steps output zeros
+            y = torch.where(mask.unsqueeze(-1), y, torch.zeros_like(y))
+        return y, state

@@ -232,7 +232,7 @@ def test_a_failed_compile_falls_back_to_eager_only_when_asked(fallback):
         eager, _ = model(ids)
         compile_model(model, fallback=fallback)
         torch._dynamo.reset()
-        model.core._compiled_step = torch.compile(model.core.step, backend=broken_backend)  # a compile that fails
+        model.core._compiled_step = torch.compile(model.core.core_step, backend=broken_backend)  # a compile that fails
         if fallback:  # torch logs "WON'T CONVERT step ..." and runs the step eagerly
             compiled, _ = model(ids)
             torch.testing.assert_close(compiled, eager)
