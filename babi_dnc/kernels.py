@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -33,11 +34,14 @@ def _build() -> None:
     from torch.utils import cpp_extension
 
     log.info("building the CPU link kernel (once; cached under ~/.cache/torch_extensions)")
+    # OpenMP runs the samples of a batch in parallel (at::parallel_for); macOS's clang has no -fopenmp, and
+    # there the samples run one after the other.
+    openmp = ["-fopenmp"] if sys.platform.startswith("linux") else []
     cpp_extension.load(
         name="babi_dnc_link_cpu",
         sources=[str(SOURCE)],
-        extra_cflags=["-O3", "-fopenmp"],
-        extra_ldflags=["-fopenmp"],
+        extra_cflags=["-O3", *openmp],
+        extra_ldflags=openmp,
         is_python_module=False,  # the .so registers torch.ops.babi_dnc.* and is loaded into torch
         verbose=False,
     )

@@ -350,7 +350,8 @@ class Memory(nn.Module):
         word_size: W, the size of each location.
         num_reads: R, the number of read heads.
         fused: compute erase/write and link/directional weightings with hand-written backward passes that
-            store one N x N matrix per step instead of several (same numbers; see _FusedLinkRead).
+            store one N x N matrix per step instead of several (same numbers; see _FusedLinkRead; on a CPU
+            the link runs the compiled kernel of kernels.py when it could be built).
             False runs the plain functions above through autograd.
     """
 
