@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import UserError
+from .kernels import status as kernel_status
 from .malloc import retain_freed_memory
 
 
@@ -210,9 +211,7 @@ def measure(cfg: BenchConfig) -> dict:
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     if device.type == "cpu" and cfg.model == "dnc":
-        from .kernels import status
-
-        result["link"] = status()  # the compiled CPU link kernel, or why the PyTorch one ran
+        result["link"] = kernel_status()  # the compiled CPU link kernel, or why the PyTorch one ran
     if device.type == "cuda":
         result["peak_memory_bytes"] = torch.cuda.max_memory_allocated(device)
         result["peak_memory_kind"] = "cuda max allocated"

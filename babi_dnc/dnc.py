@@ -195,15 +195,11 @@ class DNC(nn.Module):
             cpu_link_kernel()  # build (or load) the CPU link kernel now: its build cannot be traced
         self._compiled_step = torch.compile(self.core_step, **options)
 
-    def step(self, x: Tensor, state: DNCState, keep: Tensor | None = None, trace: dict | None = None):
-        """One time step x [B, X] -> y [B, Y]; where keep [B] is False the state is kept and y is zero."""
-        h, new_state = self.core_step(x, state, keep, trace)
-        y = self.cell.readout(h, new_state.read_vectors)  # [B, Y]
-        return (y if keep is None else torch.where(keep.unsqueeze(-1), y, torch.zeros_like(y))), new_state
-
     def core_step(self, x: Tensor, state: DNCState, keep: Tensor | None = None, trace: dict | None = None):
-        """`step` without the output layer: (h_t [B, H], state). The unrolled loop applies the output layer
-        to all its steps at once afterwards: one matrix product instead of T small ones, forward and backward."""
+        """One time step without the output layer: x [B, X] -> (h_t [B, H], state); where keep [B] is False
+        the state is kept. The unrolled loop applies the output layer (DNCCell.readout) to all its steps at
+        once afterwards: one matrix product instead of T small ones, forward and backward. For one step
+        with its output y_t, call the cell: `dnc.cell(x, state)`."""
         h, new_state = self.cell.core(x, state, trace, keep)
         if keep is None:
             return h, new_state

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 
@@ -25,22 +26,17 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # <malloc.h>
 MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's largest on 64-bit systems
 ENV_SWITCH = "BABI_DNC_MALLOC"
 
-_done: list[bool] = []
 
-
+@functools.cache  # once per process
 def retain_freed_memory() -> bool:
-    """Tell glibc to keep freed blocks up to 32 MB for reuse (idempotent). False where it does not apply
-    (not Linux, not glibc, or turned off with BABI_DNC_MALLOC=default)."""
-    if _done:
-        return _done[0]
-    ok = False
-    if sys.platform.startswith("linux") and os.environ.get(ENV_SWITCH, "").strip().lower() != "default":
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            mallopt = libc.mallopt
-            mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-            ok = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
-        except (OSError, AttributeError):  # musl and other C libraries have no mallopt
-            ok = False
-    _done.append(ok)
-    return ok
+    """Tell glibc to keep freed blocks up to 32 MB for reuse. False where it does not apply (not Linux, not
+    glibc, or turned off with BABI_DNC_MALLOC=default)."""
+    if not sys.platform.startswith("linux") or os.environ.get(ENV_SWITCH, "").strip().lower() == "default":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+        mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+        return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+    except (OSError, AttributeError):  # musl and other C libraries have no mallopt
+        return False

@@ -29,6 +29,27 @@ def test_bench_command_json_runs_in_a_subprocess():
     (row,) = json.loads(result.output)
     assert row["model"] == "dnc" and row["batch_size"] == 2 and row["seq_len"] == 6
     assert row["story_steps_per_s"] > 0
+    assert row["link"] == "compiled CPU link kernel" or row["link"].startswith("PyTorch link (")
+
+
+def test_retain_freed_memory_sets_glibc_once_and_can_be_turned_off(monkeypatch):
+    import ctypes.util
+    import sys
+
+    from babi_dnc import malloc
+
+    glibc = sys.platform.startswith("linux") and "libc.so" in (ctypes.util.find_library("c") or "")
+    malloc.retain_freed_memory.cache_clear()
+    try:
+        monkeypatch.setenv(malloc.ENV_SWITCH, "default")
+        assert malloc.retain_freed_memory() is False
+        malloc.retain_freed_memory.cache_clear()
+        monkeypatch.delenv(malloc.ENV_SWITCH)
+        assert malloc.retain_freed_memory() is glibc  # mallopt accepted both settings
+        monkeypatch.setenv(malloc.ENV_SWITCH, "default")
+        assert malloc.retain_freed_memory() is glibc  # cached: once per process
+    finally:
+        malloc.retain_freed_memory.cache_clear()
 
 
 def test_bench_on_real_batches(tiny_babi_dir):

@@ -115,42 +115,25 @@ BABI_INLINE void backward_sample(const T* gl, const T* gf, const T* gb, const T*
   for (int64_t k = 0; k < N; ++k) dw[k] += dc[k];
 }
 
-BABI_CLONES void forward_f32(const float* lp, const float* w, const float* p, const float* rw, float* l, float* f,
-                             float* bk, int64_t N, int64_t R) {
+// One overload per dtype (target_clones applies to functions, not to templates); calls from the kernels
+// below go through the run-time choice of AVX-512, AVX2 or plain code.
+BABI_CLONES void forward_dispatch(const float* lp, const float* w, const float* p, const float* rw, float* l,
+                                  float* f, float* bk, int64_t N, int64_t R) {
   forward_sample<float>(lp, w, p, rw, l, f, bk, N, R);
 }
-BABI_CLONES void forward_f64(const double* lp, const double* w, const double* p, const double* rw, double* l,
-                             double* f, double* bk, int64_t N, int64_t R) {
+BABI_CLONES void forward_dispatch(const double* lp, const double* w, const double* p, const double* rw, double* l,
+                                  double* f, double* bk, int64_t N, int64_t R) {
   forward_sample<double>(lp, w, p, rw, l, f, bk, N, R);
 }
-BABI_CLONES void backward_f32(const float* gl, const float* gf, const float* gb, const float* lp, const float* w,
-                              const float* p, const float* rw, float* dlp, float* dw, float* dp, float* drw,
-                              int64_t N, int64_t R) {
+BABI_CLONES void backward_dispatch(const float* gl, const float* gf, const float* gb, const float* lp,
+                                   const float* w, const float* p, const float* rw, float* dlp, float* dw,
+                                   float* dp, float* drw, int64_t N, int64_t R) {
   backward_sample<float>(gl, gf, gb, lp, w, p, rw, dlp, dw, dp, drw, N, R);
 }
-BABI_CLONES void backward_f64(const double* gl, const double* gf, const double* gb, const double* lp,
-                              const double* w, const double* p, const double* rw, double* dlp, double* dw,
-                              double* dp, double* drw, int64_t N, int64_t R) {
+BABI_CLONES void backward_dispatch(const double* gl, const double* gf, const double* gb, const double* lp,
+                                   const double* w, const double* p, const double* rw, double* dlp, double* dw,
+                                   double* dp, double* drw, int64_t N, int64_t R) {
   backward_sample<double>(gl, gf, gb, lp, w, p, rw, dlp, dw, dp, drw, N, R);
-}
-
-void forward_dispatch(const float* lp, const float* w, const float* p, const float* rw, float* l, float* f,
-                      float* bk, int64_t N, int64_t R) {
-  forward_f32(lp, w, p, rw, l, f, bk, N, R);
-}
-void forward_dispatch(const double* lp, const double* w, const double* p, const double* rw, double* l, double* f,
-                      double* bk, int64_t N, int64_t R) {
-  forward_f64(lp, w, p, rw, l, f, bk, N, R);
-}
-void backward_dispatch(const float* gl, const float* gf, const float* gb, const float* lp, const float* w,
-                       const float* p, const float* rw, float* dlp, float* dw, float* dp, float* drw, int64_t N,
-                       int64_t R) {
-  backward_f32(gl, gf, gb, lp, w, p, rw, dlp, dw, dp, drw, N, R);
-}
-void backward_dispatch(const double* gl, const double* gf, const double* gb, const double* lp, const double* w,
-                       const double* p, const double* rw, double* dlp, double* dw, double* dp, double* drw,
-                       int64_t N, int64_t R) {
-  backward_f64(gl, gf, gb, lp, w, p, rw, dlp, dw, dp, drw, N, R);
 }
 
 void check_inputs(const at::Tensor& lp, const at::Tensor& w, const at::Tensor& p, const at::Tensor& rw) {
