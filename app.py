@@ -222,7 +222,8 @@ def copy_command(
 def train_command(
     model: Annotated[str, typer.Option("--model", help="dnc, or lstm (the LSTM baseline).")] = "dnc",
     preset: Annotated[str, typer.Option("--preset", help="paper (DNC1 / LSTM 512, RMSProp 1e-4), small "
-                                        "(a CPU recipe) or tiny (tests).")] = "paper",
+                                        "(a CPU recipe, one task), joint (a CPU recipe, all tasks) or tiny "
+                                        "(tests).")] = "paper",
     set_name: Annotated[str, typer.Option("--set", help="en-10k or en.")] = "en-10k",
     tasks: Annotated[str, typer.Option("--tasks", help="'all' or a list such as 1,2,5-7.")] = "all",
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="tasks_1-20_v1-2 folder or .tar.gz "
@@ -482,7 +483,7 @@ def chat_command(
 def bench(
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
     model: Annotated[str, typer.Option(help="dnc or lstm")] = "dnc",
-    preset: Annotated[str, typer.Option(help="paper, small or tiny")] = "paper",
+    preset: Annotated[str, typer.Option(help="paper, small, joint or tiny")] = "paper",
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     seq_len: Annotated[int, typer.Option(min=1)] = 100,
     steps: Annotated[int, typer.Option(min=1, help="timed steps (the median is reported)")] = 5,

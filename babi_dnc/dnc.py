@@ -73,6 +73,8 @@ class DNCCell(nn.Module):
         memory_slots, word_size, read_heads: N, W, R.
         clip_activation_grad: clip the gradient on the controller's output activations to
             [-c, c] (the paper uses 10); None to turn off.
+        layer_norm: layer-normalised LSTM controller (Franke et al. 2018).
+        masked, deallocate: the memory options of Csordás & Schmidhuber 2019 (see memory.py).
     """
 
     def __init__(
@@ -86,15 +88,18 @@ class DNCCell(nn.Module):
         word_size: int = 64,
         read_heads: int = 4,
         clip_activation_grad: float | None = 10.0,
+        layer_norm: bool = False,
+        masked: bool = False,
+        deallocate: bool = False,
     ):
         super().__init__()
         self.input_size, self.output_size = input_size, output_size
         self.read_heads, self.word_size = read_heads, word_size
         self.clip_activation_grad = clip_activation_grad
-        self.memory = Memory(memory_slots, word_size, read_heads)
+        self.memory = Memory(memory_slots, word_size, read_heads, masked=masked, deallocate=deallocate)
         chi_size = input_size + read_heads * word_size
         if isinstance(controller, str):
-            self.controller = build_controller(controller, chi_size, controller_size, controller_layers)
+            self.controller = build_controller(controller, chi_size, controller_size, controller_layers, layer_norm)
         else:
             self.controller = controller(chi_size)
         hidden = self.controller.output_size

@@ -18,6 +18,16 @@ its equation and tensor shapes; `Memory.forward` runs one time step in the paper
 
 Shapes: B batch, N memory slots, W word size, R read heads.
 
+Two improvements of Csordás & Schmidhuber (ICLR 2019, "Improving Differentiable Neural Computers through
+memory masking, de-allocation, and link distribution sharpness control") are options of `Memory`, off by
+default so that the default memory is the paper's:
+
+    masked      C(M, k, beta, m)[i] = softmax_i(beta D(k o m, M[i] o m)),  m = sigmoid(.) per key [W]
+                (the controller chooses which parts of a word a lookup compares; the interface grows by
+                (R + 1) W: R read masks, then the write mask, appended after the paper's fields)
+    deallocate  M_t = (M_{t-1} o psi_t 1^T) o (E - w^w_t e_t^T) + w^w_t v_t^T
+                (freed cells are wiped, so that stale contents no longer match content lookups)
+
 Conventions where the paper is silent (so that every implementation of the contract computes the same
 numbers): cosine similarity uses sqrt(|x|^2 + 1e-6) in both norms; usage enters the allocation as it is;
 the ascending sort of usage is stable (ties go to the lower slot index).
@@ -74,6 +84,17 @@ def interface_size(word_size: int, num_reads: int) -> int:
     return num_reads * word_size + 3 * word_size + 5 * num_reads + 3
 
 
+def mask_size(word_size: int, num_reads: int) -> int:
+    """Length of the masks' part of the interface (masked content addressing): (R + 1) W."""
+    return (num_reads + 1) * word_size
+
+
+def split_masks(raw: Tensor, word_size: int, num_reads: int) -> tuple[Tensor, Tensor]:
+    """The masks' part of the interface [B, (R + 1) W] -> (read masks [B, R, W], write mask [B, W]), sigmoid."""
+    masks = torch.sigmoid(raw).reshape(raw.shape[0], num_reads + 1, word_size)
+    return masks[:, :num_reads], masks[:, num_reads]
+
+
 def oneplus(x: Tensor) -> Tensor:
     """oneplus(x) = 1 + log(1 + e^x), in [1, inf)."""
     return 1 + F.softplus(x)
@@ -116,12 +137,26 @@ def cosine_similarity(memory: Tensor, keys: Tensor, eps: float = COSINE_EPSILON)
     return dot / (key_norm.unsqueeze(-1) * mem_norm.unsqueeze(1))
 
 
-def content_weighting(memory: Tensor, keys: Tensor, strengths: Tensor) -> Tensor:
-    """C(M, k, beta)[i] = exp(beta D(k, M[i])) / sum_j exp(beta D(k, M[j])).
+def masked_cosine_similarity(memory: Tensor, keys: Tensor, masks: Tensor, eps: float = COSINE_EPSILON) -> Tensor:
+    """D(k o m, M[i] o m), one mask per key, without forming the masked memory for every key:
+    (k o m) . (M[i] o m) = (k o m o m) . M[i]  and  |M[i] o m|^2 = (M[i] o M[i]) . (m o m).
 
-    memory [B, N, W], keys [B, H, W], strengths [B, H] -> weights [B, H, N] (each row sums to 1)
+    memory [B, N, W], keys [B, H, W], masks [B, H, W] -> similarity [B, H, N]
     """
-    return torch.softmax(strengths.unsqueeze(-1) * cosine_similarity(memory, keys), dim=-1)
+    dot = torch.bmm(keys * masks * masks, memory.transpose(1, 2))  # [B, H, N]
+    key_norm = torch.sqrt((keys * masks).pow(2).sum(-1) + eps)  # [B, H]
+    mem_norm = torch.sqrt(torch.bmm(masks.pow(2), memory.pow(2).transpose(1, 2)) + eps)  # [B, H, N]
+    return dot / (key_norm.unsqueeze(-1) * mem_norm)
+
+
+def content_weighting(memory: Tensor, keys: Tensor, strengths: Tensor, masks: Tensor | None = None) -> Tensor:
+    """C(M, k, beta)[i] = exp(beta D(k, M[i])) / sum_j exp(beta D(k, M[j])); with masks m, D(k o m, M[i] o m).
+
+    memory [B, N, W], keys [B, H, W], strengths [B, H], masks [B, H, W] or None -> weights [B, H, N]
+    (each row sums to 1)
+    """
+    similarity = cosine_similarity(memory, keys) if masks is None else masked_cosine_similarity(memory, keys, masks)
+    return torch.softmax(strengths.unsqueeze(-1) * similarity, dim=-1)
 
 
 # ---------------------------------------------------------------------------------- dynamic allocation
@@ -191,6 +226,14 @@ def write_weighting(
 
 
 # ------------------------------------------------------------------------------------------ erase/write
+
+
+def deallocate(memory: Tensor, psi: Tensor) -> Tensor:
+    """M_{t-1} o psi_t 1^T: wipe the freed part of every cell (Csordás & Schmidhuber 2019, de-allocation).
+
+    memory [B, N, W], psi [B, N] -> memory [B, N, W]
+    """
+    return memory * psi.unsqueeze(-1)
 
 
 def erase_and_write(memory: Tensor, write_weights: Tensor, erase_vector: Tensor, write_vector: Tensor) -> Tensor:
@@ -353,21 +396,26 @@ class Memory(nn.Module):
             store one N x N matrix per step instead of several (same numbers; see _FusedLinkRead; on a CPU
             the link runs the compiled kernel of kernels.py when it could be built).
             False runs the plain functions above through autograd.
+        masked: masked content addressing (Csordás & Schmidhuber 2019); the interface is longer by (R + 1) W.
+        deallocate: wipe freed cells before the write (Csordás & Schmidhuber 2019).
     """
 
-    def __init__(self, num_slots: int, word_size: int, num_reads: int, fused: bool = True):
+    def __init__(self, num_slots: int, word_size: int, num_reads: int, fused: bool = True, masked: bool = False,
+                 deallocate: bool = False):  # fmt: skip
         super().__init__()
         if min(num_slots, word_size, num_reads) < 1:
             raise ValueError("num_slots, word_size and num_reads must all be at least 1")
         self.num_slots, self.word_size, self.num_reads = num_slots, word_size, num_reads
-        self.fused = fused
+        self.fused, self.masked, self.deallocate = fused, masked, deallocate
 
     @property
     def interface_size(self) -> int:
-        return interface_size(self.word_size, self.num_reads)
+        masks = mask_size(self.word_size, self.num_reads) if self.masked else 0
+        return interface_size(self.word_size, self.num_reads) + masks
 
     def extra_repr(self) -> str:
-        return f"num_slots={self.num_slots}, word_size={self.word_size}, num_reads={self.num_reads}"
+        text = f"num_slots={self.num_slots}, word_size={self.word_size}, num_reads={self.num_reads}"
+        return text + ", masked=True" * self.masked + ", deallocate=True" * self.deallocate
 
     def initial_state(self, batch_size: int, device=None, dtype=None) -> MemoryState:
         """The all-zero state at t = 0."""
@@ -396,32 +444,42 @@ class Memory(nn.Module):
         """
         dtype = state.memory.dtype
         with torch.autocast(interface.device.type, enabled=False):
-            xi = split_interface(interface.to(dtype), self.word_size, self.num_reads)
+            interface = interface.to(dtype)
+            paper_size = interface_size(self.word_size, self.num_reads)
+            xi = split_interface(interface[:, :paper_size], self.word_size, self.num_reads)
+            read_masks = write_mask = None
+            if self.masked:
+                read_masks, write_mask = split_masks(interface[:, paper_size:], self.word_size, self.num_reads)
+                write_mask = write_mask.unsqueeze(1)  # [B, 1, W]
             # Dynamic memory allocation.
             psi = retention(xi.free_gates, state.read_weights)  # [B, N]
             usage = usage_update(state.usage, state.write_weights, psi)  # [B, N]
             allocation = allocation_weighting(usage)  # [B, N]
+            prev_memory = state.memory
+            if self.deallocate:  # padded samples keep their memory: their psi is taken as 1
+                kept_psi = psi if keep is None else torch.where(keep.unsqueeze(-1), psi, torch.ones_like(psi))
+                prev_memory = deallocate(prev_memory, kept_psi)  # [B, N, W]
             # Write.
             write_content = content_weighting(
-                state.memory, xi.write_key.unsqueeze(1), xi.write_strength.unsqueeze(1)
+                prev_memory, xi.write_key.unsqueeze(1), xi.write_strength.unsqueeze(1), write_mask
             ).squeeze(1)  # [B, N]
             write_weights = write_weighting(write_content, allocation, xi.allocation_gate, xi.write_gate)
             if keep is not None:  # padding writes nothing
                 write_weights = write_weights * keep.unsqueeze(-1).to(dtype)
             if self.fused:
-                memory = _FusedEraseWrite.apply(state.memory, write_weights, xi.erase_vector, xi.write_vector)
+                memory = _FusedEraseWrite.apply(prev_memory, write_weights, xi.erase_vector, xi.write_vector)
                 link, forward, backward = _FusedLinkRead.apply(
                     state.link, write_weights, state.precedence, state.read_weights
                 )
             else:
-                memory = erase_and_write(state.memory, write_weights, xi.erase_vector, xi.write_vector)
+                memory = erase_and_write(prev_memory, write_weights, xi.erase_vector, xi.write_vector)
                 # Temporal memory linkage.
                 link = link_update(state.link, write_weights, state.precedence)  # [B, N, N]
                 # Read: directional weightings from the new link matrix.
                 forward, backward = directional_weightings(link, state.read_weights)  # [B, R, N] each
             precedence = precedence_update(state.precedence, write_weights)  # [B, N]
             # Read.
-            read_content = content_weighting(memory, xi.read_keys, xi.read_strengths)  # [B, R, N]
+            read_content = content_weighting(memory, xi.read_keys, xi.read_strengths, read_masks)  # [B, R, N]
             read_weights = read_weighting(backward, read_content, forward, xi.read_modes)  # [B, R, N]
             read_vectors = read_memory(memory, read_weights)  # [B, R, W]
 

@@ -21,6 +21,11 @@ Presets (`PRESETS[name]`, model fields only; the optimiser settings are `trainin
            (Memory 32 x 32 with 2 heads stayed on the plateau for 2,000 steps in the same recipe. Without
            the permutation the networks memorise the 1,800 training stories, 100% training accuracy, and
            stop at 1.0% (DNC) and 4.4% (LSTM) test error.)
+    joint  one DNC for all bAbI tasks at once on a CPU: a layer-normalised LSTM controller 256 (Franke et
+           al. 2018), memory 32 x 32 with 4 read heads, masked content addressing and de-allocation
+           (Csordás & Schmidhuber 2019), a learned 64-wide embedding; LSTM baseline 512 units (the
+           paper's). Trained with Adam 3e-3, cosine decay and entity permutation (training.TRAIN_PRESETS).
+           BENCHMARKS.md and results/ hold what it reached.
     tiny   a few thousand parameters, for tests.
 """
 
@@ -35,6 +40,7 @@ from torch import Tensor, nn
 
 from .baselines import LSTMBaseline
 from .config import JsonConfig
+from .controllers import LayerNormLSTMCell
 
 MODELS = ("dnc", "lstm")
 
@@ -64,6 +70,12 @@ class ModelConfig(JsonConfig):
     # dropout on the controller's direct path to the output (W_y h), so that answers must come through the
     # memory reads (W_r r): the "bypass dropout" of Franke et al. 2018 (rsDNC); 0 = the paper's DNC
     bypass_dropout: float = 0.0
+    # layer-normalised LSTM controller (Franke et al. 2018, ADNC); False = the paper's LSTM
+    layer_norm: bool = False
+    # the memory improvements of Csordás & Schmidhuber 2019 (DNC-MD): masked content addressing and
+    # de-allocation by wiping freed cells; False = the paper's memory
+    masked: bool = False
+    deallocate: bool = False
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -78,6 +90,10 @@ PRESETS: dict[str, ModelConfig] = {
     "small": ModelConfig(
         controller_size=256, memory_slots=16, word_size=16, read_heads=1, clip_activation_grad=10.0,
         lstm_size=256, embedding=64,
+    ),
+    "joint": ModelConfig(
+        controller_size=256, memory_slots=32, word_size=32, read_heads=4, clip_activation_grad=10.0,
+        lstm_size=512, embedding=64, layer_norm=True, masked=True, deallocate=True,
     ),
     "tiny": ModelConfig(
         controller_size=16, memory_slots=8, word_size=4, read_heads=1, clip_activation_grad=10.0,
@@ -131,6 +147,7 @@ def build_model(config: ModelConfig, vocab_size: int) -> BabiModel:
             controller_layers=config.controller_layers, memory_slots=config.memory_slots,
             word_size=config.word_size, read_heads=config.read_heads,
             clip_activation_grad=config.clip_activation_grad, checkpoint_steps=config.checkpoint_steps,
+            layer_norm=config.layer_norm, masked=config.masked, deallocate=config.deallocate,
         )  # fmt: skip
     else:
         core = LSTMBaseline(input_size, vocab_size, hidden_size=config.lstm_size, num_layers=config.lstm_layers)
@@ -158,7 +175,9 @@ def init_forget_bias(module: nn.Module, value: float) -> None:
     bias_ih[H:2H] = value, bias_hh[H:2H] = 0); the other biases keep their initialisation."""
     with torch.no_grad():
         for m in module.modules():
-            if isinstance(m, (nn.LSTM, nn.LSTMCell)):
+            if isinstance(m, LayerNormLSTMCell):
+                m.bias[m.hidden_size : 2 * m.hidden_size] = value
+            elif isinstance(m, (nn.LSTM, nn.LSTMCell)):
                 H = m.hidden_size
                 for name, p in m.named_parameters():
                     if name.startswith("bias_ih"):
