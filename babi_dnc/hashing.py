@@ -11,3 +11,8 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    """The hex sha256 of bytes in memory."""
+    return hashlib.sha256(data).hexdigest()

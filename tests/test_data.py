@@ -31,6 +31,7 @@ from babi_dnc.data import (
     padding_fraction,
     parse_babi_file,
     parse_task_spec,
+    sources,
     tokenize,
 )
 from babi_dnc.errors import DataError, UserError, VocabularyError
@@ -400,7 +401,7 @@ def test_hub_download_is_used_by_default(folder, tmp_path, monkeypatch):
         return str(archive)
 
     monkeypatch.delenv("BABI_DNC_DATA", raising=False)
-    monkeypatch.setattr(babi, "hf_hub_download", fake_download)
+    monkeypatch.setattr(sources, "hf_hub_download", fake_download)
     data = load(None, tmp_path)
     assert calls == [{"repo_id": "facebook/babi_qa", "repo_type": "dataset",
                       "filename": "data/tasks_1-20_v1-2.tar.gz"}]
@@ -415,7 +416,7 @@ def test_hub_failure_says_what_to_do(tmp_path, monkeypatch, error):
         raise error
 
     monkeypatch.delenv("BABI_DNC_DATA", raising=False)
-    monkeypatch.setattr(babi, "hf_hub_download", failing_download)
+    monkeypatch.setattr(sources, "hf_hub_download", failing_download)
     with pytest.raises(DataError) as info:
         load(None, tmp_path)
     message = str(info.value)
