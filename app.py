@@ -42,7 +42,7 @@ def user_errors(fn):
 
 
 # ---------------------------------------------------------------------------------------------- data
-# (command `data`: see babi_dnc/data.py)
+# (command `data`: see babi_dnc/data/)
 
 
 @app.command("data")
@@ -214,7 +214,7 @@ def copy_command(
 
 
 # --------------------------------------------------------------------------------------------- train
-# (command `train`: see babi_dnc/training.py)
+# (command `train`: see babi_dnc/babi_task.py and babi_dnc/train/)
 
 
 @app.command("train")
@@ -271,9 +271,9 @@ def train_command(
     import statistics
     import warnings
 
+    from babi_dnc.babi_task import TRAIN_PRESETS, DataConfig, train_babi
     from babi_dnc.models import MODELS, PRESETS
     from babi_dnc.models import preset as model_preset
-    from babi_dnc.training import TRAIN_PRESETS, DataConfig, train_babi
 
     if model not in MODELS:
         raise UserError(f"--model must be one of {', '.join(MODELS)}, not {model!r}.")

@@ -43,6 +43,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .checkpoint import find_runs
 from .data import (
     ENV_DATA,
     TASK_NAMES,
@@ -55,6 +56,7 @@ from .data import (
     tokenize,
 )
 from .errors import CheckpointError, DataError, UserError
+from .runs import load_run
 
 SLOT = Vocabulary.ANSWER  # '-'
 ENDS = (".", "?")  # the only sentence ends bAbI has
@@ -294,8 +296,6 @@ class ChatSession:
         /example data: `data_dir`, else $BABI_DNC_DATA, else the run's training data folder if it still
         exists, else the Hugging Face Hub.
         """
-        from .checkpoint import find_runs, load_run
-
         if tag not in ("best", "latest"):
             raise CheckpointError(f"--checkpoint must be best or latest, not {tag!r}.")
         runs = find_runs(run_dir)

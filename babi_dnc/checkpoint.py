@@ -1,9 +1,9 @@
 """Checkpoints and run directories: atomic, validated, loadable without the code that trained them.
 
-Run directory layout (written by `training.fit`):
+Run directory layout (written by `train.fit`; nothing here knows what the model or task is):
 
     RUN/config.json          {"kind": "babi"|"copy", "model": {...}, "data": {...}, "train": {...}}
-    RUN/vocab.json           the vocabulary (bAbI runs), `Vocabulary.to_json()`
+    RUN/vocab.json           the vocabulary (bAbI runs), `Vocabulary.to_json()`; read back by runs.read_vocab
     RUN/metrics.jsonl        one JSON object per line: {"step", "kind": "train"|"eval"|..., ...}
     RUN/tb/                  TensorBoard events
     RUN/checkpoints/<tag>/   tag "latest" (the newest state) and "best" (lowest validation error)
@@ -37,6 +37,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,8 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     _fsync_dir(path.parent)
 
 
-def _read_json(path: Path, what: str) -> Any:
+def read_json(path: Path, what: str) -> Any:
+    """JSON from `path`; CheckpointError naming `what` when it is missing or corrupt."""
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -203,7 +205,7 @@ def load_checkpoint(
         raise CheckpointError(
             f"no checkpoint '{tag}' in {run_dir}: train it first with `babi-dnc train` or pick another run."
         )
-    meta = _read_json(path / META, "checkpoint metadata")
+    meta = read_json(path / META, "checkpoint metadata")
     names = [WEIGHTS] + ([TRAINER] if trainer else [])
     for name in names:
         if not (path / name).is_file():
@@ -270,26 +272,7 @@ def read_config(run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"run directory {run_dir} does not exist: pass a folder written by `babi-dnc train`.")
-    return _read_json(run_dir / CONFIG, "run config")
-
-
-def read_vocab(run_dir: str | Path):
-    """RUN/vocab.json as a `data.Vocabulary` (or the raw JSON if data.py cannot rebuild it); None if absent."""
-    path = Path(run_dir) / VOCAB
-    if not path.exists():
-        return None
-    obj = _read_json(path, "vocabulary")
-    try:
-        from .data import Vocabulary
-    except ImportError:  # pragma: no cover - data.py is part of the package
-        return obj
-    try:
-        return Vocabulary.from_json(obj)
-    except Exception:
-        try:
-            return Vocabulary.from_json(json.dumps(obj))
-        except Exception as e:
-            raise CheckpointError(f"vocabulary {path} is corrupt ({e}): restore it or train the run again.") from None
+    return read_json(run_dir / CONFIG, "run config")
 
 
 def find_runs(path: str | Path) -> list[Path]:
@@ -309,34 +292,18 @@ def find_runs(path: str | Path) -> list[Path]:
     return sorted(runs, key=seed_key)
 
 
-def load_run(run_dir: str | Path, tag: str = "best", device: str | torch.device = "cpu", build=None):
-    """Rebuild the model of a run from config.json, load checkpoint `tag` into it, put it in eval mode.
+def load_trained(run_dir: str | Path, build: Callable[[dict, Any], nn.Module], tag: str = "best",
+                 device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Build the model of a run with `build(config, vocab_json)`, load checkpoint `tag` into it, put it in
+    eval mode. Falls back from "best" to "latest" if the run has no best checkpoint yet.
 
-    Falls back from "best" to "latest" if the run has no best checkpoint yet.
-    build: `build(config: dict, vocab) -> nn.Module` for runs that are not bAbI models (e.g. copy tasks);
-        the default builds `models.build_model(ModelConfig(**config["model"]), len(vocab))`.
-    Returns (model, info) with info = {"config", "vocab", "step", "metrics", "meta", "path", "run_dir"}.
+    vocab_json is RUN/vocab.json as parsed JSON (None without one). Returns (model, info) with
+    info = {"config", "vocab" (vocab_json), "step", "metrics", "meta", "path", "run_dir"}.
     """
     run_dir = Path(run_dir)
     config = read_config(run_dir)
-    vocab = read_vocab(run_dir)
-    if build is None:
-        if config.get("kind", "babi") != "babi":
-            raise CheckpointError(
-                f"{run_dir} is a '{config.get('kind')}' run, not a bAbI run: load it with its own loader."
-            )
-        if vocab is None:
-            raise CheckpointError(f"{run_dir / VOCAB} is missing: train the run again with `babi-dnc train`.")
-        from .models import ModelConfig, build_model
-
-        try:
-            model_config = ModelConfig.from_dict(config["model"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise CheckpointError(f"{run_dir / CONFIG} has no valid 'model' section ({e}): train again.") from None
-        vocab_size = vocab.size if hasattr(vocab, "size") else len(vocab.get("words", vocab))
-        model = build_model(model_config, vocab_size)
-    else:
-        model = build(config, vocab)
+    vocab = read_json(run_dir / VOCAB, "vocabulary") if (run_dir / VOCAB).exists() else None
+    model = build(config, vocab)
     if tag == "best" and resolve_checkpoint(run_dir, "best") is None and resolve_checkpoint(run_dir, "latest"):
         tag = "latest"
     ckpt = load_checkpoint(run_dir, tag, model=model, map_location="cpu", trainer=False)

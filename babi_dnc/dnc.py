@@ -15,6 +15,7 @@ DNC. `DNC` unrolls a cell over a batch-first sequence [B, T, X] -> [B, T, Y]; th
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -120,7 +121,7 @@ class DNCCell(nn.Module):
         self, x: Tensor, state: DNCState, trace: dict | None = None, keep: Tensor | None = None
     ) -> tuple[Tensor, DNCState]:
         """One step. keep [B] bool: where False, the memory state is left as it was (see Memory.forward);
-        the controller state and read vectors are the caller's to keep (DNC.step does)."""
+        the controller state and read vectors are the caller's to keep (DNC.core_step does)."""
         h, new_state = self.core(x, state, trace, keep)
         return self.readout(h, new_state.read_vectors), new_state  # [B, Y]
 
@@ -230,3 +231,16 @@ class DNC(nn.Module):
         if mask is not None:  # padded steps output zeros
             y = torch.where(mask.unsqueeze(-1), y, torch.zeros_like(y))
         return y, state
+
+
+def compile_model(model: nn.Module, fallback: bool = True) -> None:
+    """torch.compile the time step of `model` in place, if it has one (`compile_step`: a DNC, or a bAbI
+    model around one); other models are left as they are. Where compiling fails (e.g. no C++ compiler on a
+    CPU machine), torch logs a warning and runs the step eagerly instead of stopping the run; fallback=False
+    lets the error through (benchmarks, checks)."""
+    import torch._dynamo  # here, not at the top: importing it takes about a second, and only compiling needs it
+
+    torch._dynamo.config.suppress_errors = fallback
+    warnings.filterwarnings("ignore", message=".*torch._prims_common.check.*", category=FutureWarning)  # Inductor's own
+    if hasattr(model, "compile_step"):
+        model.compile_step()

@@ -41,6 +41,7 @@ from torch import Tensor, nn
 from .baselines import LSTMBaseline
 from .config import JsonConfig
 from .controllers import LayerNormLSTMCell
+from .dnc import DNC, compile_model
 
 MODELS = ("dnc", "lstm")
 
@@ -134,13 +135,17 @@ class BabiModel(nn.Module):
     def forward(self, ids: Tensor, state=None, mask: Tensor | None = None, trace: bool = False):
         return self.core(self.encode(ids), state=state, mask=mask, trace=trace)
 
+    def compile_step(self) -> None:
+        """torch.compile the core's time step (a DNC's; the LSTM baseline has none: nn.LSTM already runs
+        the whole sequence as one fused operation)."""
+        if hasattr(self.core, "compile_step"):
+            self.core.compile_step()
+
 
 def build_model(config: ModelConfig, vocab_size: int) -> BabiModel:
     """The model `config` describes, for a vocabulary of `vocab_size` words (input and output V-way)."""
     input_size = config.embedding or vocab_size
     if config.model == "dnc":
-        from .dnc import DNC  # the core lives in dnc.py; imported here so models.py loads without it
-
         core = DNC(
             input_size, vocab_size,
             controller=config.controller, controller_size=config.controller_size,
@@ -186,20 +191,7 @@ def init_forget_bias(module: nn.Module, value: float) -> None:
                         p[H : 2 * H] = 0.0
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def compile_model(model: BabiModel, fallback: bool = True) -> None:
-    """torch.compile `model` in place: a DNC compiles its time step (DNC.compile_step); the LSTM baseline
-    is left as it is (nn.LSTM already runs the whole sequence as one fused operation). Where compiling
-    fails (e.g. no C++ compiler on a CPU machine), torch logs a warning and runs the step eagerly instead
-    of stopping the run; fallback=False lets the error through (benchmarks, checks)."""
-    import warnings
-
-    import torch._dynamo
-
-    torch._dynamo.config.suppress_errors = fallback
-    warnings.filterwarnings("ignore", message=".*torch._prims_common.check.*", category=FutureWarning)  # Inductor's own
-    if hasattr(model.core, "compile_step"):
-        model.core.compile_step()
+__all__ = [
+    "MODELS", "ModelConfig", "PRESETS", "preset", "BabiModel", "build_model", "BypassDropoutLinear",
+    "init_forget_bias", "compile_model",  # compile_model lives in dnc.py; bench.py calls it from here
+]  # fmt: skip

@@ -56,7 +56,7 @@ def _lines(ax, series: dict[str, np.ndarray], label: str) -> None:
     ax.figure.colorbar(ScalarMappable(), ax=ax, pad=0.01, fraction=0.02).ax.set_visible(False)  # align
 
 
-def _time_axis(ax, steps: int, tokens: list[str] | None, max_labels: int = 60) -> None:
+def time_axis(ax, steps: int, tokens: list[str] | None, max_labels: int = 60) -> None:
     """Label the time axis with step numbers or with `tokens`, thinned to at most `max_labels`."""
     stride = max(1, -(-steps // max_labels))
     ticks = np.arange(0, steps, stride)
@@ -126,7 +126,7 @@ def plot_memory(
     axes = fig.subplots(len(panels), 1, sharex=True, height_ratios=[h for _, _, h in panels])
     for ax, (_, draw, _) in zip(axes, panels, strict=True):
         draw(ax)
-    _time_axis(axes[-1], steps, tokens)
+    time_axis(axes[-1], steps, tokens)
     if title:
         fig.suptitle(title, fontsize=10)
     if path is not None:

@@ -1,4 +1,4 @@
-"""Training the DNC on copy and repeat-copy through the shared loop (`babi_dnc.training.fit`).
+"""Training the DNC on copy and repeat-copy through the shared loop (`babi_dnc.train.fit`).
 
     from copytasks.train import CopyConfig, train_copy
     summary = train_copy(CopyConfig.for_task("copy", out="runs/copy"))
@@ -20,10 +20,10 @@ import torch
 from torch import Tensor, nn
 
 from babi_dnc import viz
-from babi_dnc.checkpoint import load_run
+from babi_dnc.checkpoint import load_trained
 from babi_dnc.dnc import DNC
 from babi_dnc.errors import UserError
-from babi_dnc.training import TrainConfig, fit, seed_everything
+from babi_dnc.train import TrainConfig, fit, seed_everything
 
 from .curriculum import Curriculum, CurriculumConfig
 from .tasks import TASKS, CopyTaskConfig, bit_errors, recall_loss, sample_batch
@@ -108,7 +108,7 @@ class CopyConfig:
 
 
 class CopyTask:
-    """Copy / repeat-copy for `fit` (see babi_dnc.training's Task protocol).
+    """Copy / repeat-copy for `fit` (see the Task protocol in babi_dnc/train/).
 
     Batches: `batch_size` sequences with lengths and repeats uniform up to the curriculum level, drawn
     from a torch.Generator seeded with `seed` (its state and the curriculum's are in state_dict).
@@ -259,7 +259,7 @@ def plot_sequence(row: dict[str, Tensor], outputs: Tensor, tokens: list[str], pa
         ax.imshow(matrix.T.numpy(), aspect="auto", interpolation="nearest", cmap="gray_r", vmin=0, vmax=1)
         ax.set_ylabel(name, fontsize=8)
         ax.tick_params(labelsize=7)
-    viz._time_axis(axes[-1], steps, tokens)
+    viz.time_axis(axes[-1], steps, tokens)
     if title:
         fig.suptitle(title, fontsize=10)
     if path is not None:
@@ -288,13 +288,13 @@ def save_plots(model: nn.Module, task: CopyTask, out: Path, sample: int = 0) -> 
 
 
 def load_copy_run(run_dir: str | Path, tag: str = "best", device: str | torch.device = "cpu"):
-    """The DNC of a copy run (checkpoint `tag`) and load_run's info dict."""
+    """The DNC of a copy run (checkpoint `tag`) and checkpoint.load_trained's info dict."""
 
     def build(config: dict, vocab) -> nn.Module:
         data = {k: v for k, v in config["data"].items() if k not in ("curriculum", "eval_size")}
         return build_copy_model(CopyModelConfig(**config["model"]), CopyTaskConfig(**data))
 
-    return load_run(run_dir, tag=tag, device=device, build=build)
+    return load_trained(run_dir, build, tag=tag, device=device)
 
 
 def train_copy(config: CopyConfig, resume: bool = False) -> dict:

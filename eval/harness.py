@@ -6,7 +6,8 @@
 A run is a directory written by `babi-dnc train` (config.json, vocab.json, checkpoints/); a directory
 with seed-N sub-directories stands for all of its seeds. Each run is scored on the tasks it was trained
 on, with its own vocabulary and the data settings saved in its config (the data folder can be
-overridden). The paper's rule: a question is correct only if every one of its answer words is.
+overridden). The scores are those of babi_dnc.metrics, the functions validation uses: a question is
+correct only if every one of its answer words is.
 
 A run that does not exist, a checkpoint that does not load or a vocabulary that does not fit the data
 raises a `UserError`; `evaluate_runs` collects those per run and goes on with the others.
@@ -25,9 +26,13 @@ import pandas as pd
 import pyarrow.compute as pc
 import torch
 
-from babi_dnc.checkpoint import find_runs, load_run
+from babi_dnc import metrics
+from babi_dnc.checkpoint import find_runs
 from babi_dnc.data import TASK_NAMES, BabiData, Vocabulary, format_task_spec, iterate_batches, load_babi
 from babi_dnc.errors import CheckpointError, DataError, UserError, VocabularyError
+from babi_dnc.metrics import question_correct
+from babi_dnc.runs import load_run
+from babi_dnc.train import resolve_device
 
 SPLITS = ("test", "valid")
 CHECKPOINTS = ("best", "latest")
@@ -102,7 +107,7 @@ def score_answers(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> pd.Da
 
 
 def score_questions(answers: pd.DataFrame, vocab: Vocabulary) -> pd.DataFrame:
-    """Answer words -> one row per question: correct only if every answer word is right.
+    """Answer words -> one row per question, right only if every answer word is (metrics.question_correct).
 
     answers: as from `score_answers` (several batches concatenated). Returns the columns task, story_id,
     q, expected, predicted (answer words joined by ","), correct (bool), words (answer words), row;
@@ -110,7 +115,6 @@ def score_questions(answers: pd.DataFrame, vocab: Vocabulary) -> pd.DataFrame:
     """
     words = np.array(vocab.words + [Vocabulary.UNK], dtype=object)
     frame = answers.assign(
-        right=answers["target"].to_numpy() == answers["predicted"].to_numpy(),
         expected=words[np.clip(answers["target"].to_numpy(), 0, vocab.size)],
         predicted=words[np.clip(answers["predicted"].to_numpy(), 0, vocab.size)],
     )
@@ -120,38 +124,28 @@ def score_questions(answers: pd.DataFrame, vocab: Vocabulary) -> pd.DataFrame:
         story_id=("story_id", "first"),
         expected=("expected", ",".join),
         predicted=("predicted", ",".join),
-        correct=("right", "all"),
-        words=("right", "size"),
+        words=("q", "size"),
     ).reset_index()
+    wrong_word = torch.tensor(answers["target"].to_numpy() != answers["predicted"].to_numpy())  # [K]
+    question = torch.tensor(grouped.ngroup().to_numpy())  # [K] the row of `out` of each answer word
+    out["correct"] = question_correct(wrong_word, question, len(out)).numpy()
     out = out.sort_values(["task", "story_id", "q"], kind="stable", ignore_index=True)
     return out[["task", "story_id", "q", "expected", "predicted", "correct", "words", "row"]]
-    return out
 
 
 def task_errors(questions: pd.DataFrame) -> pd.DataFrame:
-    """Per task: questions, wrong, error (%), failed (error > 5%); indexed by task."""
-    grouped = questions.groupby("task")["correct"]
-    table = pd.DataFrame({"questions": grouped.size(), "wrong": grouped.size() - grouped.sum()})
-    table["error"] = 100.0 * table["wrong"] / table["questions"]
-    table["failed"] = table["error"] > 5.0
+    """Per task (metrics.task_errors): questions, wrong, error (%), failed (error above 5%); indexed by task."""
+    errors = metrics.task_errors(questions["task"], questions["correct"])
+    table = pd.DataFrame({"questions": [e.questions for e in errors.values()],
+                          "wrong": [e.wrong for e in errors.values()]},
+                         index=pd.Index(list(errors), name="task"))  # fmt: skip
+    table["error"] = [100.0 * e.error for e in errors.values()]
+    table["failed"] = [e.failed for e in errors.values()]
     table.insert(0, "name", [TASK_NAMES.get(int(t), "") for t in table.index])
     return table
 
 
 # ------------------------------------------------------------------------------------------- running
-
-
-def resolve_device(device: str) -> torch.device:
-    """"auto" -> CUDA when present, else CPU; anything else as torch.device (UserError if unusable)."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise UserError(f"--device must be auto, cpu, cuda or cuda:N, not {device!r}.") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but no CUDA GPU is visible: use --device cpu.")
-    return resolved
 
 
 @torch.no_grad()

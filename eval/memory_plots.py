@@ -15,11 +15,12 @@ import numpy as np
 import torch
 
 from babi_dnc import viz
-from babi_dnc.checkpoint import load_run
 from babi_dnc.data import TASK_NAMES, Vocabulary, collate
 from babi_dnc.errors import DataError, UserError
+from babi_dnc.runs import load_run
+from babi_dnc.train import resolve_device
 
-from .harness import EvalConfig, load_split, resolve_device, run_label
+from .harness import EvalConfig, load_split, run_label
 
 MAX_STORY_LENGTH = 120  # prefer the first story of a task at most this long (in tokens) for plots
 MAX_LABELLED_STEPS = 300  # up to this many steps, every word is written on the time axis

@@ -91,7 +91,7 @@ def quiet_config(**changes):
     """A TrainConfig for tests: tiny preset, CPU, no progress bar, no TensorBoard."""
     import dataclasses
 
-    from babi_dnc.training import TRAIN_PRESETS
+    from babi_dnc.babi_task import TRAIN_PRESETS
 
     base = dataclasses.replace(TRAIN_PRESETS["tiny"], device="cpu", progress=False, tensorboard=False)
     return dataclasses.replace(base, **changes)
@@ -100,8 +100,8 @@ def quiet_config(**changes):
 @pytest.fixture(scope="session")
 def tiny_run(tiny_babi_dir, tmp_path_factory) -> Path:
     """A run directory trained once per session: tiny DNC, tasks 1 and 8, 8 steps (evaluated at 4 and 8)."""
+    from babi_dnc.babi_task import DataConfig, train_babi
     from babi_dnc.models import preset
-    from babi_dnc.training import DataConfig, train_babi
 
     out = tmp_path_factory.mktemp("runs") / "dnc-tiny"
     data_config = DataConfig(set_name="en-10k", tasks="1,8", data_dir=str(tiny_babi_dir), valid_fraction=0.2)
@@ -144,7 +144,7 @@ class ToyTask:
         return self.make_batch(self.generator)
 
     def loss(self, model, batch):
-        from babi_dnc.training import answer_loss
+        from babi_dnc.babi_task import answer_loss
 
         logits, _ = model(batch["ids"], mask=batch["mask"])
         loss, stats = answer_loss(logits, batch["targets"])
@@ -153,7 +153,7 @@ class ToyTask:
         return loss, stats
 
     def evaluate(self, model):
-        from babi_dnc.training import answer_loss
+        from babi_dnc.babi_task import answer_loss
 
         self.evaluations += 1
         batch = self.make_batch(torch.Generator().manual_seed(1234))

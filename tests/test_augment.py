@@ -3,8 +3,8 @@
 import torch
 
 from babi_dnc.augment import describe, entity_classes, permutation_tables, permute_entities
+from babi_dnc.babi_task import BabiTask
 from babi_dnc.data import IGNORE_INDEX, Vocabulary
-from babi_dnc.training import BabiTask
 
 WORDS = ["-", ".", "?", "bathroom", "garden", "is", "john", "mary", "moved", "the", "to", "where"]
 

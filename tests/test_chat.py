@@ -102,8 +102,8 @@ def dnc(tiny_run, tiny_babi_dir):
 @pytest.fixture(scope="module")
 def lstm_run(tiny_babi_dir, tmp_path_factory):
     """A tiny LSTM-baseline run (two training steps)."""
+    from babi_dnc.babi_task import DataConfig, train_babi
     from babi_dnc.models import preset
-    from babi_dnc.training import DataConfig, train_babi
 
     out = tmp_path_factory.mktemp("runs") / "lstm-tiny"
     data_config = DataConfig(set_name="en-10k", tasks="1,8", data_dir=str(tiny_babi_dir), valid_fraction=0.2)

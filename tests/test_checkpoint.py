@@ -12,9 +12,7 @@ from babi_dnc import checkpoint as ck
 from babi_dnc.checkpoint import (
     find_runs,
     load_checkpoint,
-    load_run,
     read_config,
-    read_vocab,
     resolve_checkpoint,
     save_checkpoint,
     write_run_files,
@@ -22,7 +20,8 @@ from babi_dnc.checkpoint import (
 from babi_dnc.data import Vocabulary
 from babi_dnc.errors import CheckpointError
 from babi_dnc.models import build_model, preset
-from babi_dnc.training import TrainConfig, make_optimizer, rng_state
+from babi_dnc.runs import load_run, read_vocab
+from babi_dnc.train import TrainConfig, make_optimizer, rng_state
 
 WORDS = sorted(["-", ".", "?", "bathroom", "is", "mary", "moved", "the", "to", "where"])
 

@@ -11,9 +11,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from babi_dnc.babi_task import answer_loss
 from babi_dnc.checkpoint import load_checkpoint
 from babi_dnc.models import build_model, preset
-from babi_dnc.training import answer_loss, fit
+from babi_dnc.train import fit
 
 from .conftest import quiet_config
 

@@ -41,8 +41,8 @@ PAPER_LSTM512 = [(28.4, 1.5), (56.0, 1.5), (51.3, 1.4), (0.8, 0.5), (3.2, 0.5), 
 
 
 def _train(out: Path, model: str, data_dir: Path, seeds: int = 1) -> Path:
+    from babi_dnc.babi_task import TRAIN_PRESETS, DataConfig, train_babi
     from babi_dnc.models import preset
-    from babi_dnc.training import TRAIN_PRESETS, DataConfig, train_babi
 
     config = dataclasses.replace(TRAIN_PRESETS["tiny"], max_steps=4, eval_every=2, device="cpu", progress=False,
                                  tensorboard=False)  # fmt: skip

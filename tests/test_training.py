@@ -13,19 +13,12 @@ import pytest
 import torch
 from torch import nn
 
-from babi_dnc.checkpoint import load_checkpoint, load_run
+from babi_dnc.babi_task import BabiTask, DataConfig, answer_loss, evaluate_babi, train_babi
+from babi_dnc.checkpoint import load_checkpoint
+from babi_dnc.metrics import question_results
 from babi_dnc.models import build_model, preset
-from babi_dnc.training import (
-    BabiTask,
-    DataConfig,
-    DistEnv,
-    answer_loss,
-    evaluate_babi,
-    fit,
-    question_results,
-    shard_batch,
-    train_babi,
-)
+from babi_dnc.runs import load_run
+from babi_dnc.train import DistEnv, fit, shard_batch
 
 from .conftest import ToyTask, quiet_config
 
@@ -367,11 +360,11 @@ def test_train_command(tmp_path, tiny_babi_dir):
 
 @pytest.mark.parametrize("minutes, saved_steps", [(None, [0, 4]), (0.0, [0, 1, 2, 3, 4])])
 def test_latest_is_also_saved_by_the_clock(tmp_path, monkeypatch, minutes, saved_steps):
-    import babi_dnc.training as training
+    import babi_dnc.train.loop as loop
 
     saves = []
-    real = training.save_checkpoint
-    monkeypatch.setattr(training, "save_checkpoint",
+    real = loop.save_checkpoint
+    monkeypatch.setattr(loop, "save_checkpoint",
                         lambda run_dir, tag, model, state, meta: saves.append((tag, meta["step"])) or real(
                             run_dir, tag, model, state, meta))  # fmt: skip
     torch.manual_seed(0)
