@@ -111,6 +111,25 @@ def preset(name: str, model: str = "dnc", **overrides) -> ModelConfig:
     return dataclasses.replace(PRESETS[name], model=model, **changes)
 
 
+def describe_model(model: dict, details: bool = False) -> str:
+    """A config.json["model"] in words: "DNC (memory 32 x 32, 2 read heads)" or "LSTM (512 units)"; with
+    `details`, also the controller and the input, e.g. "DNC (memory 32 x 32, 2 read heads), lstm
+    controller 256, embedding 64"."""
+    if model.get("model", "dnc") == "dnc":
+        heads = model.get("read_heads")
+        memory = f"memory {model.get('memory_slots')} x {model.get('word_size')}"
+        text = f"DNC ({memory}, {heads} read head{'s' * (heads != 1)})"
+        options = {"layer norm": "layer_norm", "masked addressing": "masked", "de-allocation": "deallocate"}
+        extra = [f"{model.get('controller')} controller {model.get('controller_size')}"]
+        extra += [name for name, key in options.items() if model.get(key)]
+    else:
+        layers = model.get("lstm_layers", 1)
+        text = f"LSTM ({f'{layers} x ' if layers != 1 else ''}{model.get('lstm_size')} units)"
+        extra = []
+    extra.append(f"embedding {model['embedding']}" if model.get("embedding") else "one-hot input")
+    return ", ".join([text, *extra]) if details else text
+
+
 class BabiModel(nn.Module):
     """Word ids -> input vectors -> core (DNC or LSTM) -> V logits per step.
 
@@ -193,5 +212,5 @@ def init_forget_bias(module: nn.Module, value: float) -> None:
 
 __all__ = [
     "MODELS", "ModelConfig", "PRESETS", "preset", "BabiModel", "build_model", "BypassDropoutLinear",
-    "init_forget_bias", "compile_model",  # compile_model lives in dnc.py; bench.py calls it from here
+    "init_forget_bias", "describe_model", "compile_model",  # compile_model lives in dnc.py; bench.py calls it from here
 ]  # fmt: skip

@@ -1,0 +1,81 @@
+"""Story files (`babi-dnc chat --story FILE`): bAbI format or plain lines, fed line by line and graded."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..data import parse_babi_file, story_lines
+from ..errors import DataError
+from .commands import ChatSession
+from .replies import Reply
+
+
+@dataclass
+class StoryScore:
+    """Questions answered by a story file, and how many of those with a bAbI answer were right."""
+
+    questions: int = 0
+    graded: int = 0
+    right: int = 0
+    refused: int = 0  # lines not fed (unknown words, ...)
+
+    def add(self, reply: Reply) -> None:
+        self.refused += reply.kind == "rejected"
+        for answer in reply.answers:
+            self.questions += 1
+            if answer.correct is not None:
+                self.graded += 1
+                self.right += answer.correct
+
+    def summary(self) -> str:
+        refused = f"; {self.refused} lines refused" if self.refused else ""
+        if not self.graded:
+            return f"{self.questions} questions answered{refused}"
+        return f"accuracy: {self.right}/{self.graded} = {self.right / self.graded:.1%}{refused}"
+
+
+def is_babi_format(text: str) -> bool:
+    """Does the text start like a bAbI file ("1 Mary moved to the bathroom.")?"""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    return re.match(r"^\d+ \S", first) is not None
+
+
+def story_file_replies(session: ChatSession, path: str | Path) -> Iterator[tuple[int, str, Reply]]:
+    """Feed a story file line by line; yields (line number, line, reply).
+
+    bAbI format (line ids, "question<TAB>answer<TAB>support"): every story (ids restart at 1) starts
+    from a fresh state, each question gets as many slots as its answer has words and is graded.
+    Plain format: one sentence or question per line, optionally "question<TAB>answer" (graded), lines
+    starting with '/' are commands, '#' starts a comment line, a blank line starts a new story.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"story file {path} does not exist, so check the path.") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read story file {path} ({type(e).__name__}), so pass a UTF-8 text file.") from None
+    session.reset()
+    if is_babi_format(text):
+        number = 0
+        for story in parse_babi_file(text.encode(), name=str(path)):
+            session.reset()
+            for line, answer in story_lines(story):
+                number += 1
+                yield number, line, session.feed(line, answer)
+        return
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            if session.story:
+                session.reset()
+            continue
+        if line.startswith("#"):
+            continue
+        reply = session.handle(line)
+        yield number, line, reply
+        if reply.quit:
+            return

@@ -1,0 +1,85 @@
+"""The chat on a terminal: the interactive loop, and a story file's answers with their grades."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rich.text import Text
+
+from .commands import ChatSession
+from .replies import Reply, format_top, verdict
+from .stories import StoryScore, story_file_replies
+
+STYLES = {"info": "", "rejected": "yellow", "quit": "dim", "answer": "", "fed": ""}
+
+
+def render(console, reply: Reply, with_question: bool = False) -> None:
+    """Print a reply with rich: answers in bold (green when right, red when wrong), refusals in yellow."""
+    for item in reply.items:
+        if isinstance(item, str):
+            console.print(Text(item, style=STYLES.get(reply.kind, "")), soft_wrap=True)
+            continue
+        good = {True: "bold green", False: "bold red", None: "bold"}[item.correct]
+        line = Text(f"{item.question}  " if with_question else "")
+        line.append("-> ", style="dim").append(item.text, style=good)
+        line.append("   (" + "  |  ".join(format_top(t) for t in item.top) + ")", style="dim")
+        if verdict(item):
+            line.append(f"  {verdict(item)}", style=good.replace("bold ", ""))
+        console.print(line, soft_wrap=True)
+
+
+def chat_loop(session: ChatSession, console, stdin=None) -> None:
+    """The interactive loop: read a line, handle it, print the reply, until /quit, Ctrl-D or Ctrl-C.
+
+    On a terminal the prompt is rich's (with readline editing and history); from a pipe or file, lines
+    are read plainly and echoed as "> line" so the output reads as a transcript.
+    """
+    stdin = stdin or sys.stdin
+    tty = stdin.isatty()
+    if hasattr(stdin, "reconfigure"):
+        stdin.reconfigure(errors="replace")  # undecodable bytes become U+FFFD: refused, not a traceback
+    if tty:
+        try:
+            import readline  # noqa: F401  (line editing and history for input())
+        except ImportError:
+            pass
+    console.print(session.banner(), style="dim", highlight=False, soft_wrap=True)
+    while True:
+        try:
+            line = console.input("[bold cyan]>[/] ") if tty else _read_plain(stdin)
+            if not tty:
+                console.print(f"> {line}", highlight=False, markup=False, soft_wrap=True)
+            reply = session.handle(line)
+        except (EOFError, KeyboardInterrupt):
+            console.print("\nbye", style="dim")
+            return
+        except Exception as e:  # a bug: say so in one line and keep the session alive
+            console.print(f"internal error ({type(e).__name__}: {e}); please report it", style="red", markup=False)
+            continue
+        render(console, reply, with_question=False)
+        if reply.quit:
+            return
+
+
+def _read_plain(stdin) -> str:
+    line = stdin.readline()
+    if not line:
+        raise EOFError
+    return line.rstrip("\r\n")
+
+
+def print_story_file(session: ChatSession, path: str | Path, console) -> StoryScore:
+    """Run a story file (see `story_file_replies`), print one answer per question with its grade and,
+    at the end, the accuracy; returns the score."""
+    score = StoryScore()
+    for number, line, reply in story_file_replies(session, path):
+        score.add(reply)
+        if reply.kind == "rejected":
+            console.print(Text(f"line {number}: {line}\n  {reply.text}", style="yellow"), soft_wrap=True)
+        elif reply.kind == "answer":
+            render(console, Reply("answer", reply.answers), with_question=True)
+        elif reply.kind != "fed":
+            render(console, reply)
+    console.print(score.summary(), style="bold", highlight=False, soft_wrap=True)
+    return score
