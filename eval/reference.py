@@ -2,10 +2,10 @@
 
     per_task = published_tasks()                 # DataFrame indexed by task: the CSV's columns
     PUBLISHED["dnc1"].mean_error, .mean_sd       # 16.7, 7.6 (Graves et al. 2016, 20 runs)
-    published_column("dnc1", tasks=[1, 2])       # an aggregate.Column for the tables and plots
 
 The per-task numbers live in `eval/reference/babi_en10k_joint.csv` and the citations in
 `eval/reference/README.md`; both are part of the project (nothing is read from outside it at run time).
+`aggregate.published_column` turns them into a column of the comparison.
 """
 
 from __future__ import annotations
@@ -16,14 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from .aggregate import Column
-
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
 CSV = REFERENCE_DIR / "babi_en10k_joint.csv"
 GRAVES_2016 = ('Graves et al., "Hybrid computing using a neural network with dynamic external memory", '
                "Nature 538, 471-476 (2016), Extended Data Table 1")
 SEED_REPO = "github.com/bgavran/DNC (README)"
-FAILED_ABOVE = 5.0  # % error above which a task has failed
 
 
 @dataclass(frozen=True)
@@ -79,31 +76,3 @@ def published_tasks() -> pd.DataFrame:
     if list(frame.index) != list(range(1, 21)):
         raise ValueError(f"{CSV} must have one row per task 1..20")
     return frame
-
-
-def published_column(key: str, tasks: list[int] | None = None) -> Column:
-    """`PUBLISHED[key]` over `tasks` (default all 20) as a comparison column (`aggregate.Column`).
-
-    Over all 20 tasks the summary numbers are the paper's. Over a subset they are derived from the
-    per-task columns: the mean of the per-task means (no sd, which needs the single runs) and the number
-    of tasks whose mean is above 5%; `note` says so.
-    """
-    p = PUBLISHED[key]
-    if p.mean_column is None:
-        raise ValueError(f"{key} has no per-task numbers")
-    frame = published_tasks()
-    tasks = sorted(tasks) if tasks else list(frame.index)
-    per_task = pd.DataFrame({
-        "mean": frame.loc[tasks, p.mean_column].astype(float),
-        "sd": frame.loc[tasks, p.sd_column].astype(float) if p.sd_column else float("nan"),
-    }, index=pd.Index(tasks, name="task"))  # fmt: skip
-    if tasks == list(frame.index):
-        return Column(key, p.label, "published", per_task, p.mean_error, p.mean_sd, p.failed, p.failed_sd,
-                      p.best_error, p.best_failed, runs=p.runs, source=p.source)  # fmt: skip
-    return Column(
-        key, p.label, "published", per_task,
-        mean_error=float(per_task["mean"].mean()), mean_sd=None,
-        failed=float((per_task["mean"] > FAILED_ABOVE).sum()), failed_sd=None, runs=p.runs, source=p.source,
-        note="over these tasks only: the mean of the published per-task means, and the tasks whose mean is "
-             "above 5%",
-    )  # fmt: skip

@@ -22,9 +22,9 @@ from typer.testing import CliRunner
 
 import app
 from babi_dnc.data import Vocabulary
-from eval.aggregate import compare, group_runs
+from eval.aggregate import compare, group_runs, published_column
 from eval.harness import EvalConfig, evaluate_runs, score_answers, score_questions, task_errors
-from eval.reference import PUBLISHED, published_column, published_tasks
+from eval.reference import PUBLISHED, published_tasks
 
 runner = CliRunner()
 
