@@ -1,0 +1,195 @@
+"""Tests of the improved DNCs beside the paper's: masked content addressing and de-allocation (Csordás &
+Schmidhuber 2019) in babi_dnc.memory, the layer-normalised LSTM controller (Franke et al. 2018) in
+babi_dnc.controllers, and their ModelConfig fields. The paper's memory itself is tested in test_memory.py."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from babi_dnc import memory as mem
+from babi_dnc.controllers import LayerNormLSTMCell, LSTMController
+from babi_dnc.memory import Memory
+from babi_dnc.models import ModelConfig, build_model, preset
+
+T = torch.tensor
+D = torch.float64
+
+
+def close(a, b, tol=1e-9):
+    torch.testing.assert_close(torch.as_tensor(a, dtype=D), torch.as_tensor(b, dtype=D), atol=tol, rtol=0)
+
+
+# ------------------------------------------------------------------------------------- masked content
+
+
+def test_masked_cosine_similarity_by_hand():
+    M = T([[[1.0, 2.0], [3.0, 0.0]]], dtype=D)  # [1, N=2, W=2]
+    k = T([[[1.0, 1.0]]], dtype=D)
+    m = T([[[1.0, 0.0]]], dtype=D)  # compare only the first component
+    e = mem.COSINE_EPSILON
+    kn = math.sqrt(1 + e)
+    expected = [[[1 / (kn * math.sqrt(1 + e)), 3 / (kn * math.sqrt(9 + e))]]]
+    close(mem.masked_cosine_similarity(M, k, m), expected)
+    # unmasked, the two slots differ: slot 0 is closer to (1, 1) than slot 1 is
+    plain = mem.cosine_similarity(M, k)
+    assert plain[0, 0, 0] > plain[0, 0, 1]
+
+
+def test_masked_similarity_equals_cosine_of_masked_vectors_and_all_ones_is_the_paper():
+    gen = torch.Generator().manual_seed(0)
+    M = torch.randn(3, 7, 5, generator=gen, dtype=D)
+    k = torch.randn(3, 4, 5, generator=gen, dtype=D)
+    m = torch.rand(3, 4, 5, generator=gen, dtype=D)
+    for h in range(4):
+        masked_M = M * m[:, h : h + 1]  # [3, 7, 5]
+        want = mem.cosine_similarity(masked_M, (k * m)[:, h : h + 1])  # [3, 1, 7]
+        close(mem.masked_cosine_similarity(M, k, m)[:, h : h + 1], want)
+    close(mem.masked_cosine_similarity(M, k, torch.ones_like(k)), mem.cosine_similarity(M, k))
+    close(mem.content_weighting(M, k, torch.full((3, 4), 2.0, dtype=D), torch.ones_like(k)),
+          mem.content_weighting(M, k, torch.full((3, 4), 2.0, dtype=D)))
+
+
+def test_split_masks_order_and_sigmoid():
+    W, R = 2, 2
+    raw = torch.arange(mem.mask_size(W, R), dtype=D).unsqueeze(0)  # [1, 6]
+    read_masks, write_mask = mem.split_masks(raw, W, R)
+    close(read_masks, torch.sigmoid(T([[[0.0, 1.0], [2.0, 3.0]]], dtype=D)))
+    close(write_mask, torch.sigmoid(T([[4.0, 5.0]], dtype=D)))
+
+
+def test_masked_memory_has_a_longer_interface_and_ignores_masked_components():
+    N, W, R = 4, 3, 2
+    paper, masked = Memory(N, W, R), Memory(N, W, R, masked=True)
+    assert masked.interface_size == paper.interface_size + (R + 1) * W
+    state = paper.initial_state(1, dtype=D)
+    state = state._replace(memory=T([[[1.0, 5.0, 0.0], [1.0, 0.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]],
+                                    dtype=D))
+    xi = _no_write_interface(masked, free_gate=-60.0)  # nothing written or freed: the memory stays as it is
+    xi[0, :W] = T([1.0, 0.0, 0.0])  # read key of head 0: (1, 0, 0)
+    xi[0, R * W : R * W + 1] = 20.0  # a sharp read strength
+    xi[0, paper.interface_size :] = -30.0  # every mask component off ...
+    xi[0, paper.interface_size] = 30.0  # ... but the first of read head 0
+    trace = {}
+    masked(xi, state, trace)
+    content = mem.content_weighting(state.memory, xi[:, None, :W], mem.oneplus(T([[20.0]], dtype=D)),
+                                    T([[[1.0, 0.0, 0.0]]], dtype=D))
+    assert torch.allclose(content[0, 0, 0], content[0, 0, 1])  # slots 0 and 1 look alike through the mask
+    # the memory's own read used the mask: its content part rates slots 0 and 1 equally as well
+    read_modes = trace["read_modes"][0, 0]
+    w = trace["read_weights"][0, 0]
+    assert float(w[0]) == pytest.approx(float(w[1]), abs=1e-9) and float(read_modes[1]) > 0
+    # without the masks, slot 1 = (1, 0, 0) matches the key better than slot 0 = (1, 5, 0)
+    paper_trace = {}
+    paper(xi[:, : paper.interface_size], state, paper_trace)
+    assert paper_trace["read_weights"][0, 0, 1] > paper_trace["read_weights"][0, 0, 0] + 0.1
+
+
+# ---------------------------------------------------------------------------------------- de-allocation
+
+
+def test_deallocate_scales_each_cell_by_its_retention():
+    M = T([[[1.0, 2.0], [3.0, 4.0]]], dtype=D)
+    close(mem.deallocate(M, T([[0.5, 0.0]], dtype=D)), [[[0.5, 1.0], [0.0, 0.0]]])
+
+
+def _no_write_interface(memory: Memory, free_gate: float) -> torch.Tensor:
+    """An interface whose write gate is ~0 and whose free gates are sigmoid(free_gate)."""
+    W, R = memory.word_size, memory.num_reads
+    xi = torch.zeros(1, memory.interface_size, dtype=D)
+    free = R * W + R + 3 * W + 1
+    xi[0, free : free + R] = free_gate
+    xi[0, free + R + 1] = -60.0  # write gate sigmoid(-60) ~ 0
+    return xi
+
+
+def test_deallocation_wipes_a_freed_cell_and_the_paper_keeps_it():
+    N, W, R = 3, 2, 1
+    state = Memory(N, W, R).initial_state(1, dtype=D)
+    state = state._replace(memory=T([[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]], dtype=D),
+                           read_weights=T([[[0.0, 1.0, 0.0]]], dtype=D))  # head 0 last read slot 1
+    for deallocate, slot_1 in ((True, [0.0, 0.0]), (False, [3.0, 4.0])):
+        memory = Memory(N, W, R, deallocate=deallocate)
+        _, new = memory(_no_write_interface(memory, free_gate=60.0), state)  # free gate ~1: slot 1 freed
+        close(new.memory[0, 1], slot_1, tol=1e-12)
+        close(new.memory[0, 0], [1.0, 2.0], tol=1e-12)  # not read, not freed
+        close(new.memory[0, 2], [5.0, 6.0], tol=1e-12)
+
+
+def test_deallocation_leaves_padded_samples_untouched():
+    N, W, R = 3, 2, 1
+    memory = Memory(N, W, R, deallocate=True, masked=True)
+    state = memory.initial_state(2, dtype=D)
+    state = state._replace(memory=torch.arange(12, dtype=D).view(2, N, W) + 1,
+                           read_weights=T([[[0.0, 1.0, 0.0]], [[1.0, 0.0, 0.0]]], dtype=D))
+    xi = _no_write_interface(memory, free_gate=60.0).expand(2, -1)
+    _, new = memory(xi, state, keep=T([True, False]))
+    assert torch.equal(new.memory[1], state.memory[1])
+    assert new.memory[0, 1].abs().max() < 1e-12
+
+
+@pytest.mark.parametrize("masked,deallocate", [(True, False), (False, True), (True, True)])
+def test_improved_memory_state_stays_in_range_and_passes_gradients(masked, deallocate):
+    N, W, R, B = 6, 4, 2, 3
+    gen = torch.Generator().manual_seed(5)
+    memory = Memory(N, W, R, masked=masked, deallocate=deallocate)
+    state = memory.initial_state(B, dtype=D)
+    xi = torch.randn(10, B, memory.interface_size, generator=gen, dtype=D, requires_grad=True)
+    total = 0
+    for t in range(10):
+        reads, state = memory(xi[t], state)
+        total = total + reads.sum()
+        assert (state.usage >= -1e-9).all() and (state.usage <= 1 + 1e-9).all()
+        assert (state.read_weights.sum(-1) <= 1 + 1e-9).all()
+    total.backward()
+    assert torch.isfinite(xi.grad).all() and xi.grad.abs().sum() > 0
+    if masked:  # the masks' part of the interface is used
+        assert xi.grad[:, :, -(R + 1) * W :].abs().sum() > 0
+
+
+# -------------------------------------------------------------------------------- layer-norm controller
+
+
+def test_layer_norm_lstm_cell_by_formula():
+    gen = torch.Generator().manual_seed(1)
+    X, H, B = 3, 4, 2
+    cell = LayerNormLSTMCell(X, H).double()
+    with torch.no_grad():
+        cell.gate_scale.copy_(torch.rand(4, H, generator=gen, dtype=D) + 0.5)
+        cell.bias.copy_(torch.randn(4 * H, generator=gen, dtype=D))
+    x, h, c = (torch.randn(B, n, generator=gen, dtype=D) for n in (X, H, H))
+    z = cell.weight(torch.cat([x, h], -1)).view(B, 4, H)
+    mean, var = z.mean(-1, keepdim=True), z.var(-1, unbiased=False, keepdim=True)
+    z = ((z - mean) / torch.sqrt(var + 1e-5) * cell.gate_scale).reshape(B, 4 * H) + cell.bias
+    i, f, g, o = z.chunk(4, -1)
+    c_want = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    h_want = torch.sigmoid(o) * torch.tanh(F.layer_norm(c_want, (H,)))
+    h_new, c_new = cell(x, (h, c))
+    close(c_new, c_want)
+    close(h_new, h_want)
+
+
+def test_layer_norm_controller_and_its_forget_bias():
+    controller = LSTMController(5, 8, num_layers=2, layer_norm=True)
+    assert all(isinstance(c, LayerNormLSTMCell) for c in controller.cells)
+    model = build_model(ModelConfig(controller_size=8, memory_slots=4, word_size=3, read_heads=1, layer_norm=True,
+                                    forget_bias=1.0), vocab_size=10)
+    cell = model.core.cell.controller.cells[0]
+    assert isinstance(cell, LayerNormLSTMCell)
+    assert torch.all(cell.bias[8:16] == 1.0) and torch.all(cell.bias[:8] == 0.0)
+
+
+def test_joint_preset_builds_the_improved_dnc_and_it_trains():
+    config = preset("joint", "dnc", controller_size=16, memory_slots=6, word_size=4, read_heads=2, embedding=8)
+    assert config.layer_norm and config.masked and config.deallocate
+    assert not (preset("paper").layer_norm or preset("paper").masked or preset("paper").deallocate)
+    model = build_model(config, vocab_size=12)
+    assert model.core.memory.masked and model.core.memory.deallocate
+    ids = torch.randint(0, 12, (3, 9), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones(3, 9, dtype=torch.bool)
+    mask[1, 6:] = False
+    logits, _ = model(ids, mask=mask)
+    logits.logsumexp(-1).sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
+    assert (logits[1, 6:] == 0).all()
