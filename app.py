@@ -343,8 +343,9 @@ def _eval_config(split: str, data_dir: Path | None, checkpoint: str, device: str
 @app.command("eval")
 @user_errors
 def eval_command(
-    runs: Annotated[list[Path], typer.Argument(help="Run directories written by `train`; a folder of seed-N "
-                    "runs counts as all its seeds.", show_default=False)],
+    runs: Annotated[list[str], typer.Argument(help="Run directories written by `train`; a folder of seed-N "
+                    "runs counts as all its seeds; pretrained:dnc and pretrained:lstm are the shipped models.",
+                    show_default=False)],
     split: Annotated[str, typer.Option("--split", help="test, or valid (the held-out training stories).")] = "test",
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="tasks_1-20_v1-2 folder or .tar.gz "
                         "(default: the one in each run's config, else $BABI_DNC_DATA, else the Hub).",
@@ -414,8 +415,8 @@ def eval_command(
 @app.command("viz")
 @user_errors
 def viz_command(
-    run: Annotated[Path, typer.Argument(help="A DNC run directory (of a folder of seeds: the first seed).",
-                   show_default=False)],
+    run: Annotated[str, typer.Argument(help="A DNC run directory (of a folder of seeds: the first seed), or "
+                   "pretrained:dnc.", show_default=False)],
     task: Annotated[int | None, typer.Option("--task", min=1, max=20, help="bAbI task (default: the run's "
                     "first).", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Folder for the PNG (default: RUN/viz).",
@@ -429,10 +430,13 @@ def viz_command(
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Plot the DNC's memory over one story: write and read weightings, usage, gates, read modes, links."""
+    from babi_dnc.pretrained import is_pretrained
     from eval.harness import expand_runs
     from eval.memory_plots import answers_by_question, viz_run
 
     runs = expand_runs(run)
+    if out is None and is_pretrained(run):  # not into the installed package
+        out = Path("viz")
     if len(runs) > 1:
         err_console.print(f"{run} holds {len(runs)} runs: plotting {runs[0]}.", highlight=False)
     info = viz_run(runs[0], task=task, out=out, eval_config=_eval_config(split, data_dir, checkpoint, device),
@@ -451,8 +455,8 @@ def viz_command(
 @app.command("chat")
 @user_errors
 def chat_command(
-    run: Annotated[Path, typer.Argument(help="run directory written by `babi-dnc train` (or its seed-N)",
-                                        show_default=False)],
+    run: Annotated[str, typer.Argument(help="run directory written by `babi-dnc train` (or its seed-N), or "
+                                       "pretrained:dnc / pretrained:lstm (the shipped models)")] = "pretrained:dnc",
     story: Annotated[Path | None, typer.Option("--story", help="feed this story file instead of asking: "
                      "bAbI format (line ids, tab-separated answers) or one sentence or question per line; "
                      "prints one answer per question and, with answers, the accuracy", show_default=False)] = None,

@@ -31,6 +31,7 @@ from babi_dnc.checkpoint import find_runs
 from babi_dnc.data import TASK_NAMES, BabiData, Vocabulary, format_task_spec, iterate_batches, load_babi
 from babi_dnc.errors import CheckpointError, DataError, UserError, VocabularyError
 from babi_dnc.metrics import question_correct
+from babi_dnc.pretrained import PREFIX, pretrained_root, resolve_run
 from babi_dnc.runs import load_run
 from babi_dnc.train import resolve_device
 
@@ -169,13 +170,16 @@ def predict(model: torch.nn.Module, dataset, vocab: Vocabulary, batch_size: int 
 
 
 def run_label(run_dir: Path) -> str:
-    """"dnc" for runs/dnc, "dnc/seed-1" for runs/dnc/seed-1."""
+    """"dnc" for runs/dnc, "dnc/seed-1" for runs/dnc/seed-1, "pretrained:dnc" for the shipped DNC."""
+    if run_dir.parent == pretrained_root():
+        return PREFIX + run_dir.name
     return f"{run_dir.parent.name}/{run_dir.name}" if run_dir.name.startswith("seed-") else run_dir.name
 
 
 def expand_runs(path: str | Path) -> list[Path]:
-    """The run directories `path` stands for: itself, or its seed-N sub-directories (CheckpointError if none)."""
-    path = Path(path)
+    """The run directories `path` stands for: itself, or its seed-N sub-directories (CheckpointError if none);
+    `pretrained:NAME` stands for a shipped model (pretrained.py)."""
+    path = resolve_run(path)
     if not path.exists():
         raise CheckpointError(f"run directory {path} does not exist: pass a folder written by `babi-dnc train`.")
     runs = find_runs(path)

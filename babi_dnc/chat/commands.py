@@ -29,6 +29,7 @@ from ..data import (
 )
 from ..errors import CheckpointError, DataError, UserError
 from ..models import describe_model
+from ..pretrained import resolve_run
 from ..runs import load_run
 from .replies import Rejected, Reply, verdict
 from .session import ChatConfig, StorySession
@@ -117,14 +118,15 @@ class ChatSession(StorySession):
     def from_run(cls, run_dir: str | Path, tag: str = "best", device: str = "cpu",
                  data_dir: str | Path | None = None, seed: int | None = None,
                  config: ChatConfig | None = None) -> ChatSession:  # fmt: skip
-        """Load checkpoint `tag` ("best" or "latest") of a bAbI run; a folder of seed-N runs gives seed 0.
+        """Load checkpoint `tag` ("best" or "latest") of a bAbI run; a folder of seed-N runs gives seed 0;
+        `pretrained:NAME` is a shipped model (pretrained.py).
 
         /example data: `data_dir`, else $BABI_DNC_DATA, else the run's training data folder if it still
         exists, else the Hugging Face Hub.
         """
         if tag not in ("best", "latest"):
             raise CheckpointError(f"--checkpoint must be best or latest, not {tag!r}.")
-        runs = find_runs(run_dir)
+        runs = find_runs(resolve_run(run_dir))
         if not runs:
             raise CheckpointError(f"{run_dir} is not a run directory: pass a folder written by `babi-dnc train`.")
         model, info = load_run(runs[0], tag=tag, device=device)
