@@ -34,24 +34,8 @@ def parse_babi_file(source: str | Path | bytes | Iterable[str], name: str | None
       question_after list[int]        per question, how many sentences come before it
     Blank lines are skipped. Anything else raises MalformedLineError (a DataError) naming file:line.
     """
-    if isinstance(source, str | Path) and not isinstance(source, bytes):
-        path = Path(source)
-        name = name or str(path)
-        try:
-            source = path.read_bytes()
-        except OSError as e:
-            raise DataError(f"cannot read bAbI file {path} ({e.strerror}), so check the path.") from None
-    name = name or "<lines>"
-    if isinstance(source, bytes):
-        try:
-            lines: Iterable[str] = source.decode("utf-8").replace("\r\n", "\n").split("\n")
-        except UnicodeDecodeError as e:
-            raise DataError(f"{name} is not UTF-8 text (byte {e.start}), so re-download it.") from None
-    else:
-        lines = (line.rstrip("\r\n") for line in source)
-
+    lines, name = _lines(source, name)
     stories: list[dict] = []
-    sentences: list[str] = []
     story: dict | None = None
     line_to_sentence: dict[int, int] = {}  # line id -> index into the story's sentences
     last_id = 0
@@ -63,38 +47,59 @@ def parse_babi_file(source: str | Path | bytes | Iterable[str], name: str | None
             raise MalformedLineError(name, number, "expected a line id, a space and text")
         line_id = int(id_text)
         if line_id == 1:
-            sentences = []
-            story = {"sentences": sentences, "questions": [], "answers": [], "supporting": [],
-                     "question_after": []}
+            story = {"sentences": [], "questions": [], "answers": [], "supporting": [], "question_after": []}
             stories.append(story)
             line_to_sentence = {}
         elif story is None or line_id != last_id + 1:
             expected = "1" if story is None else f"{last_id + 1} or 1 (a new story)"
             raise MalformedLineError(name, number, f"line id {line_id} where {expected} was expected")
         last_id = line_id
-        if "\t" not in text:  # a statement
-            line_to_sentence[line_id] = len(sentences)
-            sentences.append(text.strip())
-            continue
-        fields = text.split("\t")
-        if len(fields) > 3:
-            raise MalformedLineError(name, number, f"{len(fields) - 1} tabs in a question line, not 2")
-        question, answer = fields[0].strip(), fields[1].strip()
-        if not question or not answer or ("," in answer and "" in answer_words(answer)):
-            raise MalformedLineError(name, number, "a question line needs a question and an answer")
-        support = fields[2].split() if len(fields) == 3 else []
-        try:
-            if support and not "".join(support).isdigit():
-                raise KeyError
-            support_index = [line_to_sentence[int(s)] for s in support]
-        except KeyError:
-            raise MalformedLineError(name, number, f"supporting ids {fields[2].strip()!r} do not all name "
-                                     "earlier statements of this story") from None
-        story["questions"].append(question)
-        story["answers"].append(answer)
-        story["supporting"].append(support_index)
-        story["question_after"].append(len(sentences))
+        if "\t" in text:
+            _add_question(story, text, line_to_sentence, name, number)
+        else:  # a statement
+            line_to_sentence[line_id] = len(story["sentences"])
+            story["sentences"].append(text.strip())
     return stories
+
+
+def _lines(source: str | Path | bytes | Iterable[str], name: str | None) -> tuple[Iterable[str], str]:
+    """The lines of a bAbI file given as a path, bytes or lines (without line ends), and its name for errors."""
+    if isinstance(source, str | Path) and not isinstance(source, bytes):
+        path = Path(source)
+        name = name or str(path)
+        try:
+            source = path.read_bytes()
+        except OSError as e:
+            raise DataError(f"cannot read bAbI file {path} ({e.strerror}), so check the path.") from None
+    name = name or "<lines>"
+    if not isinstance(source, bytes):
+        return (line.rstrip("\r\n") for line in source), name
+    try:
+        return source.decode("utf-8").replace("\r\n", "\n").split("\n"), name
+    except UnicodeDecodeError as e:
+        raise DataError(f"{name} is not UTF-8 text (byte {e.start}), so re-download it.") from None
+
+
+def _add_question(story: dict, text: str, line_to_sentence: dict[int, int], name: str, number: int) -> None:
+    """Add the question line `text` ("question<TAB>answer[<TAB>supporting ids]") to `story`."""
+    fields = text.split("\t")
+    if len(fields) > 3:
+        raise MalformedLineError(name, number, f"{len(fields) - 1} tabs in a question line, not 2")
+    question, answer = fields[0].strip(), fields[1].strip()
+    if not question or not answer or ("," in answer and "" in answer_words(answer)):
+        raise MalformedLineError(name, number, "a question line needs a question and an answer")
+    support = fields[2].split() if len(fields) == 3 else []
+    try:
+        if support and not "".join(support).isdigit():
+            raise KeyError
+        support_index = [line_to_sentence[int(s)] for s in support]
+    except KeyError:
+        raise MalformedLineError(name, number, f"supporting ids {fields[2].strip()!r} do not all name "
+                                 "earlier statements of this story") from None
+    story["questions"].append(question)
+    story["answers"].append(answer)
+    story["supporting"].append(support_index)
+    story["question_after"].append(len(story["sentences"]))
 
 
 def interleave(sentences: list[str], questions: list[str], after: list[int]) -> Iterator[tuple[str, int | None]]:
