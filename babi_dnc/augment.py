@@ -2,10 +2,9 @@
 
 A bAbI story does not depend on which names or places it uses: "Mary moved to the bathroom. Where is
 Mary? bathroom" stays true when Mary becomes Sandra and the bathroom the garden in the whole story and
-its answers. With only 1,800 training stories per task, a network can memorise the stories (on en-10k task 1,
-an LSTM trained without it reaches 100% training accuracy and then stays at 4.4% test error; with it,
-0.1%). Renaming the entities of every training story at random, consistently within the story,
-removes that shortcut: the only way to answer is to read the story.
+its answers. With only 1,800 training stories per task, a network can memorise the stories (README.md
+has the measurement on task 1). Renaming the entities of every training story at random, consistently
+within the story, removes that shortcut: the only way to answer is to read the story.
 
 Which words are interchangeable is found in the training data of each task, never in its test data:
 

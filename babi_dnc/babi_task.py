@@ -39,7 +39,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
                          eval_every=2000, log_every=50),
     # A CPU recipe (one thread: the fastest on a shared 2-core machine); 15 minutes unless told otherwise;
     # entity permutation, so that 1,800 stories a task cannot simply be memorised (see augment.py); the
-    # DNC's time step compiled (about 2x faster on a CPU, ~30 s to compile).
+    # DNC's time step compiled (faster on a CPU after a compile at the start; BENCHMARKS.md).
     "small": TrainConfig(optimizer="adam", lr=3e-3, warmup_steps=300, batch_size=32, max_steps=20_000,
                          max_minutes=15.0, eval_every=100, log_every=10, clip_grad_norm=10.0, threads=1,
                          augment=True, compile=True),

@@ -196,7 +196,7 @@ class DNC(nn.Module):
 
     def compile_step(self, **options) -> None:
         """torch.compile one masked time step (`core_step`), not the unrolled loop: one graph serves every
-        sequence length, and the fused step is about 2x faster on a CPU. Traced runs stay uncompiled."""
+        sequence length, and the fused step is faster on a CPU (BENCHMARKS.md). Traced runs stay uncompiled."""
         if any(p.device.type == "cpu" for p in self.parameters()):
             cpu_link_kernel()  # build (or load) the CPU link kernel now: its build cannot be traced
         self._compiled_step = torch.compile(self.core_step, **options)

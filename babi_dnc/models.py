@@ -9,23 +9,18 @@ word id V (one past the vocabulary) is the all-zero vector; or, with `embedding=
 `nn.Embedding(V + 1, d)` whose last row is the unknown word. Output: V logits per step (the softmax is in
 the loss). Padded steps (mask False) output zeros and leave the state unchanged.
 
-Presets (`PRESETS[name]`, model fields only; the optimiser settings are `training.TRAIN_PRESETS`):
+Presets (`PRESETS[name]`, model fields only; each has a training recipe of the same name in
+`babi_task.TRAIN_PRESETS`; what they reach is in README.md and BENCHMARKS.md):
 
     paper  the paper's DNC1: LSTM controller 256, memory 256 x 64, 4 read heads, activation-gradient
            clipping to [-10, 10]; LSTM baseline 512 units.
-    small  a DNC for a laptop CPU: LSTM controller 256, memory 16 x 16, 1 read head, a learned 64-wide word
-           embedding; LSTM baseline 256 units; trained with Adam 3e-3 after 300 warm-up steps and entity
-           permutation (training.TRAIN_PRESETS, augment.py). On en-10k task 1 both sit on the "last place
-           mentioned" plateau (~47% error) for ~1,500 steps, then learn to bind places to people; the
-           DNC reaches under 5% validation error at ~2,200 steps and 0.1% test error in 15 minutes.
-           (Memory 32 x 32 with 2 heads stayed on the plateau for 2,000 steps in the same recipe. Without
-           the permutation the networks memorise the 1,800 training stories, 100% training accuracy, and
-           stop at 1.0% (DNC) and 4.4% (LSTM) test error.)
-    joint  one DNC for all bAbI tasks at once on a CPU: a layer-normalised LSTM controller 256 (Franke et
-           al. 2018), memory 32 x 32 with 4 read heads, masked content addressing and de-allocation
-           (Csordás & Schmidhuber 2019), a learned 64-wide embedding; LSTM baseline 512 units (the
-           paper's). Trained with Adam 3e-3, cosine decay and entity permutation (training.TRAIN_PRESETS).
-           BENCHMARKS.md and results/ hold what it reached.
+    small  one task on a CPU: LSTM controller 256, memory 16 x 16, 1 read head, a learned 64-wide word
+           embedding; LSTM baseline 256 units. Its recipe adds Adam with warm-up and entity permutation
+           (augment.py), so that a task's 1,800 training stories cannot simply be memorised.
+    joint  all 20 tasks at once on a CPU: a layer-normalised LSTM controller 256 (Franke et al. 2018),
+           memory 32 x 32 with 4 read heads, masked content addressing and de-allocation (Csordás &
+           Schmidhuber 2019), a learned 64-wide embedding; LSTM baseline 512 units (the paper's). Its
+           recipe: Adam, cosine decay, entity permutation.
     tiny   a few thousand parameters, for tests.
 """
 

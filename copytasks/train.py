@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from babi_dnc import viz
@@ -247,8 +248,6 @@ def step_tokens(length: int, repeats: int, task: CopyTaskConfig) -> list[str]:
 
 def plot_sequence(row: dict[str, Tensor], outputs: Tensor, tokens: list[str], path=None, title=None):
     """Inputs, targets and outputs (recall steps) of one sequence, channels x time."""
-    from matplotlib.figure import Figure
-
     steps = len(tokens)
     recall = row["loss_mask"][0, :steps].float()  # [T]
     panels = [("input", row["inputs"][0, :steps]), ("target", row["targets"][0, :steps] * recall[:, None]),

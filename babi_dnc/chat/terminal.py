@@ -41,7 +41,7 @@ def chat_loop(session: ChatSession, console, stdin=None) -> None:
         stdin.reconfigure(errors="replace")  # undecodable bytes become U+FFFD: refused, not a traceback
     if tty:
         try:
-            import readline  # noqa: F401  (line editing and history for input())
+            import readline  # noqa: F401  (line editing and history for input(); optional, and only a terminal needs it)
         except ImportError:
             pass
     console.print(session.banner(), style="dim", highlight=False, soft_wrap=True)

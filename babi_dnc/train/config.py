@@ -32,7 +32,7 @@ class TrainConfig(JsonConfig):
     seed: int = 0
     device: str = "auto"  # "auto", "cpu", "cuda" or "cuda:N"
     amp: bool = False  # bfloat16 autocast on CUDA
-    compile: bool = False  # torch.compile the DNC's time step (about 2x faster on a CPU; ~30 s to compile)
+    compile: bool = False  # torch.compile the DNC's time step (faster on a CPU after a compile at the start)
     threads: int | None = None  # torch.set_num_threads (1 is fastest on a busy CPU)
     nonfinite_patience: int = 10  # non-finite steps in a row before reloading the last checkpoint
     lr_backoff: float = 0.5  # learning-rate factor after such a reload

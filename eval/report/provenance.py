@@ -47,8 +47,6 @@ def device_name(device: str) -> str:
 def provenance(comparison: Comparison, command: str | None = None) -> dict:
     """What produced the numbers: runs (directory, checkpoint, step, seed, config), data sources and
     checksums, the babi-dnc commit, versions, device, date and the command."""
-    import babi_dnc
-
     sources = []
     for r in comparison.results:
         if r.data_source not in sources:
