@@ -58,6 +58,7 @@ class Column:
     source: str = ""
     note: str | None = None
     per_run: pd.DataFrame | None = None  # ours: index run label; mean_error, failed, step, seed
+    untrained: list[int] = field(default_factory=list)  # ours: tasks shown but left out of the means
     results: list[RunResult] = field(default_factory=list, repr=False)
 
     @property
@@ -68,10 +69,12 @@ class Column:
 # ------------------------------------------------------------------------------------------ one run
 
 
-def run_summary(per_task: pd.DataFrame) -> dict:
-    """A run's mean error (%) over its tasks and its number of failed tasks."""
-    return {"mean_error": float(per_task["error"].mean()), "failed": int(per_task["failed"].sum()),
-            "tasks": len(per_task)}  # fmt: skip
+def run_summary(per_task: pd.DataFrame, untrained=()) -> dict:
+    """A run's mean error (%) over the tasks it was trained on and its number of failed tasks among them
+    (`untrained`: evaluated tasks that had no training stories, shown but not counted)."""
+    scored = per_task.drop(index=[t for t in untrained if t in per_task.index])
+    return {"mean_error": float(scored["error"].mean()), "failed": int(scored["failed"].sum()),
+            "tasks": len(scored)}  # fmt: skip
 
 
 def results_table(results: list[RunResult]) -> pd.DataFrame:
@@ -136,7 +139,7 @@ def summarize_group(runs: list[RunResult], key: str, label: str) -> Column:
         "runs": errors.notna().sum(axis=1),
     })  # fmt: skip
     per_run = pd.DataFrame([
-        {"run": r.label, **run_summary(task_errors(r.questions)), "step": r.step, "seed": r.seed}
+        {"run": r.label, **run_summary(task_errors(r.questions), r.untrained), "step": r.step, "seed": r.seed}
         for r in runs
     ]).set_index("run")  # fmt: skip
     best = per_run["mean_error"].idxmin()
@@ -146,7 +149,7 @@ def summarize_group(runs: list[RunResult], key: str, label: str) -> Column:
         failed=float(per_run["failed"].mean()), failed_sd=_sd(per_run["failed"]),
         best_error=float(per_run.loc[best, "mean_error"]), best_failed=int(per_run.loc[best, "failed"]),
         best_run=str(best), runs=len(runs), per_run=per_run, results=list(runs),
-        source=", ".join(str(r.run_dir) for r in runs),
+        source=", ".join(str(r.run_dir) for r in runs), untrained=sorted({t for r in runs for t in r.untrained}),
     )  # fmt: skip
 
 
@@ -184,13 +187,23 @@ class Comparison:
         return self.ours + self.published
 
     @property
+    def untrained(self) -> list[int]:
+        """Rows that our runs were not trained on (no training stories): shown, left out of every mean."""
+        return sorted({t for c in self.ours for t in c.untrained})
+
+    @property
+    def scored(self) -> list[int]:
+        """The tasks every mean and failed-task count of the table is over."""
+        return [t for t in self.tasks if t not in self.untrained]
+
+    @property
     def subset(self) -> bool:
-        """True when the rows are not all 20 tasks."""
-        return self.tasks != list(TASK_NAMES)
+        """True when the means are not over all 20 tasks."""
+        return self.scored != list(TASK_NAMES)
 
     @property
     def tasks_text(self) -> str:
-        return format_task_spec(self.tasks)
+        return format_task_spec(self.scored)
 
     def best_per_task(self) -> dict[int, set[str]]:
         """The column keys with the lowest error (to one decimal, as shown) in each row."""
@@ -243,5 +256,10 @@ def compare(results: list[RunResult], published: bool = True) -> Comparison:
     for i, (g, label) in enumerate(zip(groups, group_labels(groups), strict=True)):
         ours.append(summarize_group(g, key=f"ours{i}", label=label))
     tasks = sorted({t for c in ours for t in c.tasks})
-    return Comparison(ours=ours, published=published_columns(tasks) if published and tasks else [],
-                      tasks=tasks, split=results[0].split if results else "test", results=list(results))
+    comparison = Comparison(ours=ours, published=[], tasks=tasks, split=results[0].split if results else "test",
+                            results=list(results))  # fmt: skip
+    if published and comparison.scored:  # summaries over the scored tasks, rows for every task
+        comparison.published = published_columns(comparison.scored)
+        for column, full in zip(comparison.published, published_columns(tasks), strict=True):
+            column.per_task = full.per_task
+    return comparison

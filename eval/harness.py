@@ -77,6 +77,7 @@ class RunResult:
     data_source: dict  # data.BabiData.source: kind, path, sha256
     device: str
     notes: list[str] = field(default_factory=list)  # warnings met on the way (e.g. missing files)
+    untrained: list[int] = field(default_factory=list)  # evaluated tasks without training stories (a missing file)
     model: Any = field(default=None, repr=False)  # the loaded model (for memory plots)
     dataset: Any = field(default=None, repr=False)  # the evaluated split (datasets.Dataset)
     vocab: Vocabulary | None = field(default=None, repr=False)
@@ -258,11 +259,14 @@ def evaluate_run(run_dir: str | Path, eval_config: EvalConfig, data_cache: dict 
     missing = [t for t in tasks if t not in evaluated]
     if missing:
         notes.append(f"tasks {format_task_spec(missing)} have no {eval_config.split} stories and are left out.")
+    trained = set(data.train.unique("task")) if len(data.train) else set()
+    untrained = [t for t in evaluated if t not in trained]
     return RunResult(
         run_dir=run_dir, label=label, model_kind=config.get("model", {}).get("model", "dnc"), config=config,
         checkpoint=Path(info["path"]).name.removeprefix(".old-"), step=int(info["step"]),
         seed=config.get("train", {}).get("seed"), split=eval_config.split, tasks=evaluated, questions=questions,
-        data_source=dict(data.source), device=str(device), notes=notes, model=model, dataset=dataset, vocab=vocab,
+        data_source=dict(data.source), device=str(device), notes=notes, untrained=untrained, model=model,
+        dataset=dataset, vocab=vocab,
     )  # fmt: skip
 
 

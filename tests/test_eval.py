@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from rich.console import Console
 from typer.testing import CliRunner
 
 import app
@@ -25,6 +26,7 @@ from babi_dnc.data import Vocabulary
 from eval.aggregate import compare, group_runs, published_column
 from eval.harness import EvalConfig, evaluate_runs, score_answers, score_questions, task_errors
 from eval.reference import PUBLISHED, published_tasks
+from eval.report import console_table
 
 runner = CliRunner()
 
@@ -292,3 +294,29 @@ def test_sd_of_one_run_is_nan_not_zero(runs):
     results, _ = evaluate_runs([runs["lstm"]], EvalConfig(device="cpu"))
     column = compare(results).ours[0]
     assert math.isnan(column.mean_sd) and column.per_task["sd"].isna().all()
+
+
+def test_a_task_without_training_stories_is_shown_but_left_out_of_the_means(runs, tiny_babi_dir, tmp_path):
+    """As with en-10k task 3 (its training file is missing): its test error is a row of the table, and no
+    mean or failed-task count includes it, ours or the published ones."""
+    data = tmp_path / "tasks_1-20_v1-2"
+    shutil.copytree(tiny_babi_dir, data)
+    for f in data.rglob("qa8_*_train.txt"):
+        f.unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results, failures = evaluate_runs([runs["lstm"]], EvalConfig(device="cpu", data_dir=str(data)))
+    assert not failures and results[0].untrained == [8]
+    comparison = compare(results)
+    assert comparison.tasks == [1, 8] and comparison.untrained == [8] and comparison.scored == [1]
+    ours = comparison.ours[0]
+    assert 8 in ours.per_task.index
+    task_1 = float(task_errors(results[0].questions).loc[1, "error"])
+    assert ours.mean_error == pytest.approx(task_1)
+    dnc1 = next(c for c in comparison.published if c.key == "dnc1")
+    assert dnc1.mean_error == pytest.approx(PAPER_DNC1[0][0])  # task 1 alone
+    assert float(dnc1.per_task.loc[8, "mean"]) == PAPER_DNC1[7][0]  # the row is still shown
+    console = Console(width=200, record=True)
+    console.print(console_table(comparison))
+    text = console.export_text()
+    assert "8 lists-sets (untrained)" in text and "mean error, tasks 1" in text

@@ -13,7 +13,7 @@ from rich import box
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from babi_dnc.data import TASK_NAMES
+from babi_dnc.data import TASK_NAMES, format_task_spec
 from babi_dnc.metrics import FAILED_ABOVE, is_failed
 from babi_dnc.models import describe_model
 
@@ -94,7 +94,8 @@ def comparison_table(comparison: Comparison) -> Table:
     questions = task_questions(comparison)
     rows, rules = [], set()
     for task in comparison.tasks:
-        row = [Cell(f"{task} {TASK_NAMES[task]}", left=True), Cell(f"{questions.get(task, 0):,}")]
+        untrained = " (untrained)" if task in comparison.untrained else ""
+        row = [Cell(f"{task} {TASK_NAMES[task]}{untrained}", left=True), Cell(f"{questions.get(task, 0):,}")]
         for c in columns:
             if task not in c.per_task.index or not finite(c.per_task.loc[task, "mean"]):
                 row.append(Cell("–"))
@@ -135,6 +136,9 @@ def table_caption(comparison: Comparison) -> str:
              f"mean ± sd over runs; bold: best of the row; {FAILED_MARK}: failed (error > {FAILED_PERCENT})."]
     if comparison.split != "test":
         parts.append("The published numbers are test errors.")
+    if comparison.untrained:
+        parts.append(f"Untrained: tasks {format_task_spec(comparison.untrained)} had no training stories (a missing "
+                     "file); their rows are shown, but no mean or failed-task count includes them.")
     if comparison.subset and comparison.published:
         parts.append(f"{NOTE_MARK} Published over tasks {comparison.tasks_text} only: the mean of the per-task "
                      f"means, and the number of those tasks whose mean error is above {FAILED_PERCENT} (the paper's "
