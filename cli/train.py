@@ -1,0 +1,120 @@
+"""`babi-dnc train`: the DNC or the LSTM baseline on bAbI (see babi_dnc/babi_task.py and babi_dnc/train/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from babi_dnc.errors import UserError
+
+from .common import console, err_console
+
+
+def train_command(
+    model: Annotated[str, typer.Option("--model", help="dnc, or lstm (the LSTM baseline).")] = "dnc",
+    preset: Annotated[str, typer.Option("--preset", help="paper (DNC1 / LSTM 512, RMSProp 1e-4), small "
+                                        "(a CPU recipe, one task), joint (a CPU recipe, all tasks) or tiny "
+                                        "(tests).")] = "paper",
+    set_name: Annotated[str, typer.Option("--set", help="en-10k or en.")] = "en-10k",
+    tasks: Annotated[str, typer.Option("--tasks", help="'all' or a list such as 1,2,5-7.")] = "all",
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="tasks_1-20_v1-2 folder or .tar.gz "
+                        "(default: $BABI_DNC_DATA, else the Hugging Face Hub).", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="run directory (default: runs/<model>-<preset>)",
+                   show_default=False)] = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="training steps (batches) "
+                         "(default: the preset's)", show_default=False)] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="stories per step, all "
+                          "processes together (default: the preset's)", show_default=False)] = None,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the first run")] = 0,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="train K runs in OUT/seed-N (seed + N)")] = 1,
+    resume: Annotated[bool, typer.Option("--resume", help="continue OUT from its latest checkpoint (its "
+                      "saved model and data settings win; a missing run starts fresh)")] = False,
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda (default: auto)",
+                      show_default=False)] = None,
+    amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="bfloat16 autocast on CUDA",
+                   show_default=False)] = None,
+    compile_model: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the "
+                             "DNC's time step (default: the preset's; on for small)", show_default=False)] = None,
+    eval_every: Annotated[int | None, typer.Option("--eval-every", min=1, help="validate every N steps "
+                          "(default: the preset's)", show_default=False)] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="learning rate (default: the preset's)",
+                  show_default=False)] = None,
+    optimizer: Annotated[str | None, typer.Option("--optimizer", help="rmsprop, adam or sgd (default: "
+                         "the preset's)", show_default=False)] = None,
+    embedding: Annotated[int | None, typer.Option("--embedding", min=1, help="learned word embedding of "
+                         "this size instead of the paper's one-hot input", show_default=False)] = None,
+    clip_norm: Annotated[float | None, typer.Option("--clip-norm", help="also clip the global gradient "
+                         "norm to this", show_default=False)] = None,
+    max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="stop (and save) once the run "
+                           "has trained this long, resumed sessions included (default: the preset's)",
+                           show_default=False)] = None,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads (1 is fastest on "
+                       "a busy machine) (default: the preset's)", show_default=False)] = None,
+    augment: Annotated[bool | None, typer.Option("--augment/--no-augment", help="rename the people, places "
+                       "and other entities of each training story at random (default: the preset's; on for "
+                       "small, off for paper)", show_default=False)] = None,
+    eval_stories: Annotated[int | None, typer.Option("--eval-stories", min=1, help="validate on only the "
+                            "first N validation stories of each task (quicker on a CPU)", show_default=False)] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bar")] = True,
+) -> None:
+    """Train the DNC or the LSTM baseline on bAbI (checkpoints, TensorBoard and metrics in OUT)."""
+    import dataclasses
+    import statistics
+    import warnings
+
+    from babi_dnc.babi_task import TRAIN_PRESETS, DataConfig, train_babi
+    from babi_dnc.models import MODELS, PRESETS
+    from babi_dnc.models import preset as model_preset
+
+    if model not in MODELS:
+        raise UserError(f"--model must be one of {', '.join(MODELS)}, not {model!r}.")
+    if preset not in PRESETS:
+        raise UserError(f"--preset must be one of {', '.join(PRESETS)}, not {preset!r}.")
+    out = out or Path("runs") / f"{model}-{preset}"
+    overrides = {
+        "max_steps": max_steps, "batch_size": batch_size, "device": device, "amp": amp, "compile": compile_model,
+        "eval_every": eval_every, "lr": lr, "optimizer": optimizer, "clip_grad_norm": clip_norm,
+        "max_minutes": max_minutes, "threads": threads, "augment": augment,
+    }  # fmt: skip
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    train_config = dataclasses.replace(TRAIN_PRESETS[preset], seed=seed, progress=progress, **overrides)
+    model_config = model_preset(preset, model=model, embedding=embedding)
+    data_config = DataConfig(set_name=set_name, tasks=tasks, data_dir=str(data_dir.resolve()) if data_dir else None,
+                             valid_stories=eval_stories)  # fmt: skip
+
+    def show_warning(message, category, *args, **kwargs):
+        err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.filterwarnings("ignore", message=".*torch.jit.script_method.*")  # torch's own, at import
+        warnings.showwarning = show_warning
+        summaries = train_babi(model_config, data_config, train_config, out, seeds=seeds, resume=resume,
+                               train_overrides={**overrides, "progress": progress})  # fmt: skip
+
+    from rich.table import Table
+
+    from babi_dnc.checkpoint import read_config
+
+    saved = read_config(summaries[0]["run_dir"])  # on --resume the run's own settings, not the options
+    title = f"{saved['model']['model']} on bAbI {saved['data']['set_name']}, tasks {saved['data']['tasks']}"
+    table = Table(title=title + ("" if resume else f", {preset} preset"), title_justify="left")
+    for column in ("run", "steps", "best val error", "at step", "last val error", "minutes"):
+        table.add_column(column, justify="left" if column == "run" else "right", overflow="fold")
+    for s in summaries:
+        last = s["metrics"].get("error")
+        table.add_row(
+            s["run_dir"], str(s["step"]), f"{s['best_error']:.2%}" if s["best_step"] >= 0 else "n/a",
+            str(s["best_step"]), f"{last:.2%}" if last is not None else "n/a", f"{s['elapsed_s'] / 60:.1f}",
+        )  # fmt: skip
+    console.print(table)
+    best = [s["best_error"] for s in summaries if s["best_step"] >= 0]
+    if len(best) > 1:
+        console.print(f"best validation error over {len(best)} runs: {statistics.mean(best):.2%} "
+                      f"± {statistics.stdev(best):.2%}", highlight=False)  # fmt: skip
+    if any(s["stopped"] for s in summaries):
+        console.print(f"stopped early: continue with `babi-dnc train --out {out} --resume`", highlight=False)
+    else:
+        console.print(f"test error: `babi-dnc eval {out}`", highlight=False)
