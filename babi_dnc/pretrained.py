@@ -12,7 +12,7 @@ A shipped model is a run directory cut down to what inference needs (babi_dnc/pr
     provenance.json                   the command that trained it, its training time, the step and
                                       validation error of the weights, the data checksum, the commit
 
-so `checkpoint.load_run` and everything built on it read it like any run. `resolve_run` turns the name
+so `runs.load_run` and everything built on it read it like any run. `resolve_run` turns the name
 `pretrained:NAME` into that folder and leaves other paths alone.
 """
 
