@@ -1,4 +1,5 @@
-"""The compiled CPU kernel for the temporal link (csrc/link_cpu.cpp), built on first use.
+"""The fused kernels for the temporal link: compiled C++ on a CPU (csrc/link_cpu.cpp, built on first use),
+Triton on a GPU (triton_link.py); `link_kernel(tensor)` says which one a step runs.
 
 `memory._FusedLinkRead` calls it for CPU tensors when it is available: the link update and both directional
 weightings in one pass over the N x N link matrix per sample, and the whole backward pass in one more. It
@@ -8,6 +9,10 @@ Python headers; about 15 s once, then cached under ~/.cache/torch_extensions). W
 memory falls back to the PyTorch implementation with one warning, so nothing depends on the kernel.
 
 Set BABI_DNC_CPU_KERNEL=0 to use the PyTorch implementation without trying the build.
+
+On CUDA tensors the memory runs the Triton kernels of triton_link.py when Triton can be imported (the GPU
+builds of PyTorch bring it) and N <= triton_link.MAX_SLOTS; else the PyTorch implementation, with one
+warning. Set BABI_DNC_TRITON=0 to use the PyTorch implementation on a GPU.
 """
 
 from __future__ import annotations
@@ -25,9 +30,15 @@ log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).parent / "csrc" / "link_cpu.cpp"
 ENV_SWITCH = "BABI_DNC_CPU_KERNEL"
+TRITON_SWITCH = "BABI_DNC_TRITON"
 
 _lock = threading.Lock()
 _state: dict = {"tried": False, "ok": False, "error": None}
+_triton: dict = {"tried": False, "ok": False, "error": None, "max_slots": 0}
+
+
+def _switched_off(name: str) -> bool:
+    return os.environ.get(name, "1").strip().lower() in ("0", "false", "no", "off")
 
 
 def _build() -> None:
@@ -61,28 +72,35 @@ def _build() -> None:
         )
 
 
-def cpu_link_kernel() -> bool:
-    """Whether the compiled CPU link kernel can be used (builds it on the first call)."""
-    if _state["tried"]:
-        return _state["ok"]
+def _first_use(state: dict, switch: str, load, failure: str, advice: str) -> bool:
+    """state["ok"]: whether load() succeeded, tried once for all threads (not where `switch` is 0); a
+    failure warns once, and the memory runs the PyTorch implementation."""
+    if state["tried"]:
+        return state["ok"]
     with _lock:
-        if not _state["tried"]:
-            if os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
-                _state["error"] = f"turned off by {ENV_SWITCH}=0"
+        if not state["tried"]:
+            if _switched_off(switch):
+                state["error"] = f"turned off by {switch}=0"
             else:
                 try:
-                    _build()
-                    _state["ok"] = True
-                except Exception as e:  # no compiler, no headers, a read-only cache: the eager path still works
-                    _state["error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+                    load()
+                    state["ok"] = True
+                except Exception as e:  # no compiler, no triton, a read-only cache: the eager path still works
+                    text = str(e).strip()
+                    state["error"] = f"{type(e).__name__}: {text.splitlines()[-1] if text else ''}"
                     warnings.warn(
-                        f"The CPU link kernel could not be built ({_state['error']}); the DNC memory uses the "
-                        f"PyTorch implementation instead (same numbers, slower). Install a C++ compiler to get "
-                        f"it, or set {ENV_SWITCH}=0 to skip the attempt.",
-                        stacklevel=2,
+                        f"{failure} ({state['error']}); the DNC memory uses the PyTorch implementation instead "
+                        f"(same numbers, slower). {advice}, or set {switch}=0 to skip the attempt.",
+                        stacklevel=3,
                     )
-            _state["tried"] = True
-    return _state["ok"]
+            state["tried"] = True
+    return state["ok"]
+
+
+def cpu_link_kernel() -> bool:
+    """Whether the compiled CPU link kernel can be used (builds it on the first call)."""
+    return _first_use(_state, ENV_SWITCH, _build, "The CPU link kernel could not be built",
+                      "Install a C++ compiler to get it")  # fmt: skip
 
 
 def status() -> str:
@@ -90,3 +108,52 @@ def status() -> str:
     if not _state["tried"]:
         return "not tried yet"
     return "compiled CPU link kernel" if _state["ok"] else f"PyTorch link ({_state['error']})"
+
+
+def _load_triton() -> None:
+    from . import triton_link
+
+    _triton["max_slots"] = triton_link.MAX_SLOTS
+
+
+def triton_link_kernel() -> bool:
+    """Whether the Triton link kernels can be used (imports triton_link on the first call; a failure warns
+    once). Call it before torch.compile traces a step, so that the import is not traced."""
+    return _first_use(_triton, TRITON_SWITCH, _load_triton, "The Triton link kernels are not available",
+                      "Install triton (the GPU builds of PyTorch bring it)")  # fmt: skip
+
+
+def use_triton(enabled: bool) -> None:
+    """Turn the Triton link kernels off (or let them be tried again) in this process, e.g. for a benchmark of
+    the PyTorch link; steps already compiled keep the kernel they were traced with."""
+    with _lock:
+        if enabled:
+            _triton.update(tried=False, ok=False, error=None)
+        else:
+            _triton.update(tried=True, ok=False, error="turned off in this process")
+
+
+def triton_status() -> str:
+    """One line for logs and `bench`: whether the GPU link runs the Triton kernels, and why not."""
+    if not _triton["tried"]:
+        return "not tried yet"
+    return "Triton link kernels" if _triton["ok"] else f"PyTorch link ({_triton['error']})"
+
+
+def link_kernel(prev_link: torch.Tensor) -> str:
+    """Which fused link kernel one step on `prev_link` [B, N, N] runs: "cpu" (C++), "triton" (CUDA tensors),
+    or "" (the PyTorch implementation in memory._FusedLinkRead)."""
+    if prev_link.device.type == "cpu":
+        return "cpu" if cpu_link_kernel() else ""
+    if prev_link.is_cuda and triton_link_kernel() and prev_link.shape[-1] <= _triton["max_slots"]:
+        return "triton"
+    return ""
+
+
+def link_ops(kind: str):
+    """The op namespace of a kernel `link_kernel` named: its link_forward and link_backward."""
+    return torch.ops.babi_dnc_gpu if kind == "triton" else torch.ops.babi_dnc
+
+
+if torch.cuda.is_available():  # import the Triton kernels now, not inside a step torch.compile traces
+    triton_link_kernel()

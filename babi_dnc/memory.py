@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .kernels import cpu_link_kernel
+from . import kernels
 
 COSINE_EPSILON = 1e-6
 
@@ -290,18 +290,19 @@ class _FusedLinkRead(torch.autograd.Function):
         dw[k]         = sum_j G[k,j] (p_{t-1}[j] - L_{t-1}[k,j]) - sum_i G[i,k] L_{t-1}[i,k]
         dp_{t-1}[j]   = sum_i G[i,j] w[i]
 
-    On a CPU it runs the compiled kernel of csrc/link_cpu.cpp when that could be built (kernels.py): one
-    pass over each sample's N x N matrix forward, and one backward that recomputes L_t from L_{t-1} row by
-    row, so it stores only L_{t-1}. Elsewhere it runs the PyTorch code below.
+    On a CPU it runs the compiled kernel of csrc/link_cpu.cpp when that could be built, on a GPU the Triton
+    kernels of triton_link.py when Triton is there (kernels.link_kernel): one pass over each sample's N x N
+    matrix forward, and one backward that recomputes L_t from L_{t-1}, so it stores only L_{t-1}.
+    Elsewhere it runs the PyTorch code below.
     """
 
     @staticmethod
     def forward(ctx, prev_link, write_weights, prev_precedence, prev_read_weights):
         w, p = write_weights, prev_precedence
-        ctx.kernel = prev_link.device.type == "cpu" and cpu_link_kernel()
-        if ctx.kernel:  # csrc/link_cpu.cpp: one pass over N x N, and one more for the backward
+        ctx.kernel = kernels.link_kernel(prev_link)  # "cpu", "triton" or "" (PyTorch)
+        if ctx.kernel:  # one pass over N x N, and one more for the backward
             ctx.save_for_backward(prev_link, w, p, prev_read_weights)
-            return torch.ops.babi_dnc.link_forward(prev_link, w, p, prev_read_weights)
+            return kernels.link_ops(ctx.kernel).link_forward(prev_link, w, p, prev_read_weights)
         # Three passes over N x N instead of six: scale, multiply in place, add the outer product in place.
         link = (1 - w).unsqueeze(-1) - w.unsqueeze(-2)  # [B, N, N]  1 - w[i] - w[j]
         link.mul_(prev_link).addcmul_(w.unsqueeze(-1), p.unsqueeze(-2))
@@ -313,7 +314,7 @@ class _FusedLinkRead(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_link, g_forward, g_backward):
         if ctx.kernel:  # recomputes L_t from L_{t-1} row by row instead of reading it back
-            return torch.ops.babi_dnc.link_backward(g_link, g_forward, g_backward, *ctx.saved_tensors)
+            return kernels.link_ops(ctx.kernel).link_backward(g_link, g_forward, g_backward, *ctx.saved_tensors)
         prev_link, w, p, read_w, link = ctx.saved_tensors
         grads = [None] * 4
         if ctx.needs_input_grad[3]:  # forward = w_r L^T, backward = w_r L
@@ -393,8 +394,8 @@ class Memory(nn.Module):
         word_size: W, the size of each location.
         num_reads: R, the number of read heads.
         fused: compute erase/write and link/directional weightings with hand-written backward passes that
-            store one N x N matrix per step instead of several (same numbers; see _FusedLinkRead; on a CPU
-            the link runs the compiled kernel of kernels.py when it could be built).
+            store one N x N matrix per step instead of several (same numbers; see _FusedLinkRead; the link
+            runs the compiled C++ kernel on a CPU and the Triton kernels on a GPU where they are available).
             False runs the plain functions above through autograd.
         masked: masked content addressing (Csordás & Schmidhuber 2019); the interface is longer by (R + 1) W.
         deallocate: wipe freed cells before the write (Csordás & Schmidhuber 2019).
