@@ -27,7 +27,7 @@ def data_command(
     import json
     import warnings
 
-    from babi_dnc.data import TASK_NAMES, data_stats, format_task_spec, load_babi, task_file
+    from babi_dnc.data import data_stats, format_task_spec, load_babi
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -39,42 +39,9 @@ def data_command(
         print(json.dumps(info, indent=2))
         return
 
-    from rich import box
-    from rich.table import Table
-
     source = info["source"]
     if stats:
-        table = Table(title=f"bAbI {info['set']}: stories per task and split", title_justify="left",
-                      box=box.SIMPLE_HEAD, pad_edge=False,
-                      caption="longest: longest story in tokens, '-' slots included; "
-                      "answer words: '-' slots (tasks 8 and 19 have answers of several words)",
-                      caption_justify="left")
-        table.add_column("task", justify="left", no_wrap=True)
-        table.add_column("split", no_wrap=True, min_width=5)
-        for header in ("stories", "questions", "longest", "answer words"):
-            table.add_column(header, justify="right")
-        missing = set(info["missing"])
-        for task in info["tasks"]:
-            rows = [r for r in info["rows"] if r["task"] == task]
-            for i, r in enumerate(rows):
-                file = task_file(info["set"], task, "test" if r["split"] == "test" else "train")
-                counts = (["[red]missing[/]", "", "", ""] if file in missing else
-                          [f"{r[k]:,}" for k in ("stories", "questions", "longest", "answer_words")])
-                table.add_row(f"{task} {TASK_NAMES[task]}" if i == 0 else "", r["split"], *counts,
-                              end_section=i == len(rows) - 1)
-        for split, t in info["totals"].items():
-            table.add_row("all", split, *(f"{t[k]:,}" for k in ("stories", "questions", "longest", "answer_words")),
-                          style="bold")
-        console.print(table)
-        for split, label in (("train", "questions per training file (train + valid)"),
-                             ("test", "questions per test file")):
-            by_count: dict[int, list[int]] = {}
-            for f in info["files"]:
-                if f["split"] == split and f["present"]:
-                    by_count.setdefault(f["questions"], []).append(f["task"])
-            parts = [f"{n:,} in task{'s' if len(ts) > 1 else ''} {format_task_spec(ts)}"
-                     for n, ts in sorted(by_count.items(), reverse=True)]
-            console.print(f"{label}: {'; '.join(parts) or 'none'}", highlight=False)
+        print_stats(info)
     else:
         totals = ", ".join(f"{split} {t['stories']:,} stories / {t['questions']:,} questions"
                            for split, t in info["totals"].items())
@@ -90,3 +57,44 @@ def data_command(
         console.print("missing files: none", highlight=False)
     if not stats:
         console.print("(--stats for counts per task and split, --json for all of it as JSON)", style="dim")
+
+
+def print_stats(info: dict) -> None:
+    """The stories, questions, longest story and answer words per task and split (data_stats' dict) as a
+    table, then the questions per task file."""
+    from rich import box
+    from rich.table import Table
+
+    from babi_dnc.data import TASK_NAMES, format_task_spec, task_file
+
+    table = Table(title=f"bAbI {info['set']}: stories per task and split", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False,
+                  caption="longest: longest story in tokens, '-' slots included; "
+                  "answer words: '-' slots (tasks 8 and 19 have answers of several words)",
+                  caption_justify="left")
+    table.add_column("task", justify="left", no_wrap=True)
+    table.add_column("split", no_wrap=True, min_width=5)
+    for header in ("stories", "questions", "longest", "answer words"):
+        table.add_column(header, justify="right")
+    missing = set(info["missing"])
+    for task in info["tasks"]:
+        rows = [r for r in info["rows"] if r["task"] == task]
+        for i, r in enumerate(rows):
+            file = task_file(info["set"], task, "test" if r["split"] == "test" else "train")
+            counts = (["[red]missing[/]", "", "", ""] if file in missing else
+                      [f"{r[k]:,}" for k in ("stories", "questions", "longest", "answer_words")])
+            table.add_row(f"{task} {TASK_NAMES[task]}" if i == 0 else "", r["split"], *counts,
+                          end_section=i == len(rows) - 1)
+    for split, t in info["totals"].items():
+        table.add_row("all", split, *(f"{t[k]:,}" for k in ("stories", "questions", "longest", "answer_words")),
+                      style="bold")
+    console.print(table)
+    for split, label in (("train", "questions per training file (train + valid)"),
+                         ("test", "questions per test file")):
+        by_count: dict[int, list[int]] = {}
+        for f in info["files"]:
+            if f["split"] == split and f["present"]:
+                by_count.setdefault(f["questions"], []).append(f["task"])
+        parts = [f"{n:,} in task{'s' if len(ts) > 1 else ''} {format_task_spec(ts)}"
+                 for n, ts in sorted(by_count.items(), reverse=True)]
+        console.print(f"{label}: {'; '.join(parts) or 'none'}", highlight=False)
