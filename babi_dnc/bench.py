@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import kernels
 from .errors import UserError
 from .kernels import status as kernel_status
 from .malloc import retain_freed_memory
@@ -44,7 +45,8 @@ class BenchConfig:
     amp: bool = False  # bf16 autocast of the controller (CUDA)
     compile: bool = False
     checkpoint_steps: int | None = None  # activation checkpointing over time (DNC)
-    cuda_graph: bool = False  # capture forward and backward of the whole unrolled model as CUDA graphs
+    cuda_graph: bool = False  # forward and backward of the whole unrolled model replayed as CUDA graphs
+    triton: bool = True  # the Triton link kernels on CUDA (False: the PyTorch link)
     threads: int | None = None  # CPU threads (default: torch's)
     data_dir: str | None = None  # --data mode: real bAbI batches from the bucketed loader
     data_set: str = "en-10k"
@@ -97,18 +99,28 @@ def _build(cfg: BenchConfig, device: torch.device):
     if cfg.compile:  # the DNC's time step, not the unrolled loop
         compile_model(model, fallback=False)  # a failed compile is an error here, not an eager timing
     logits_of = _Logits(model, cfg.amp).to(device)
-    if cfg.cuda_graph:
-        if device.type != "cuda":
-            raise UserError("--cuda-graph needs --device cuda.")
-        B, T = cfg.batch_size, cfg.seq_len
-        sample = (torch.zeros(B, T, dtype=torch.long, device=device), torch.ones(B, T, dtype=torch.bool, device=device))
-        logits_of = torch.cuda.make_graphed_callables(logits_of, sample)
+    if cfg.cuda_graph:  # what training uses (cuda_graphs.py): graphs per padded shape, replayed by model(...)
+        from .cuda_graphs import install_cuda_graphs
+
+        graphed = install_cuda_graphs(model)
+        if graphed is None:
+            raise UserError("--cuda-graph needs --device cuda (and BABI_DNC_CUDA_GRAPHS unset).")
+
+        def logits_of(ids, mask):
+            with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=cfg.amp, cache_enabled=False):
+                logits, _ = model(ids, mask=mask)
+            if graphed.failed:  # an error here, not an eager timing
+                raise RuntimeError(f"CUDA graph capture failed: {graphed.failed}")
+            return logits
+
+        logits_of.stats = graphed.stats
 
     def loss_fn(ids, targets, mask):
         logits = logits_of(ids, mask)  # [B, T, V]
         losses = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none")
         return (losses * mask).sum() / mask.sum()  # no host synchronisation
 
+    loss_fn.logits_of = logits_of  # measure() reports the graphs' counters from it
     return model, loss_fn
 
 
@@ -161,6 +173,8 @@ def measure(cfg: BenchConfig) -> dict:
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for but no CUDA device is visible; use --device cpu.")
     device = torch.device(cfg.device)
+    if not cfg.triton:
+        kernels.use_triton(False)
     if device.type == "cpu":
         retain_freed_memory()  # as fit does: the same setting for ours and the peer
     torch.manual_seed(cfg.seed)
@@ -212,6 +226,11 @@ def measure(cfg: BenchConfig) -> dict:
     }
     if device.type == "cpu" and cfg.model == "dnc":
         result["link"] = kernel_status()  # the compiled CPU link kernel, or why the PyTorch one ran
+    if device.type == "cuda" and cfg.model == "dnc":
+        result["link"] = kernels.triton_status()  # the Triton link kernels, or why the PyTorch one ran
+    stats = getattr(getattr(loss_fn, "logits_of", None), "stats", None)
+    if stats is not None:
+        result["graphs"] = dict(stats)  # captures, replays, eager calls
     if device.type == "cuda":
         result["peak_memory_bytes"] = torch.cuda.max_memory_allocated(device)
         result["peak_memory_kind"] = "cuda max allocated"
@@ -251,7 +270,8 @@ def run_bench(cfg: BenchConfig, vs_peer: bool = False, isolate: bool = True) -> 
     go = run_isolated if isolate else measure
     results = [go(cfg)]
     if vs_peer:
-        peer = go(dataclasses.replace(cfg, model="peer", amp=False, compile=False, checkpoint_steps=None))
+        peer = go(dataclasses.replace(cfg, model="peer", amp=False, compile=False, checkpoint_steps=None,
+                                      cuda_graph=False))
         ours = results[0]
         peer["speedup_vs_peer"] = ours["story_steps_per_s"] / peer["story_steps_per_s"]
         peer["memory_ratio_vs_peer"] = ours["peak_memory_bytes"] / max(peer["peak_memory_bytes"], 1)

@@ -1,0 +1,202 @@
+"""GPU correctness of the new paths against float64 references (run by scripts/gpu_check.sh).
+
+One line per check; a JSON summary goes to argv[1]. Exits non-zero if a check fails. Checks:
+  1. Triton link ops on CUDA (float64, float32) vs the paper's equations in float64 on the CPU, forward and
+     backward, at paper sizes (N = 256, R = 4) and at N = 100 (not a power of two); no write = bit-exact link
+  2. the memory on CUDA (Triton link) in float64 vs the independent float64 reference, every state field
+  3. the memory on CUDA in float32 vs float64 on the CPU, paper sizes: read vectors over 30 steps from the
+     zero state, and every state field over 10 steps from a random state
+  4. whole training steps replayed as CUDA graphs (cuda_graphs.py) vs eager, with padding to the graph's
+     shape: logits and parameter gradients, two batches of one shape (inputs copied into the graph), float32
+     graphed vs float64 on the CPU
+  5. the compiled step (Inductor, around the Triton ops) replayed as CUDA graphs vs the float64 CPU model
+SKIP_COMPILE=1 skips check 5.
+"""
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from babi_dnc import kernels  # noqa: E402
+from babi_dnc.cuda_graphs import install_cuda_graphs  # noqa: E402
+from babi_dnc.memory import Memory, MemoryState, directional_weightings, link_update  # noqa: E402
+from babi_dnc.models import build_model, preset  # noqa: E402
+from tests import reference_dnc  # noqa: E402
+from tests.test_kernels import random_inputs  # noqa: E402
+from tests.test_memory import random_state  # noqa: E402
+
+dev = torch.device(os.environ.get("CHECK_DEVICE", "cuda"))  # cpu: a dry run of the script (TRITON_INTERPRET=1)
+name = torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu"
+results = {"device": name, "torch": torch.__version__, "link": None}
+failed = []
+
+
+def report(name, value, ok):
+    results[name] = {"value": value, "ok": bool(ok)}
+    print(f"{'PASS' if ok else 'FAIL'}  {name}: {value}", flush=True)
+    if not ok:
+        failed.append(name)
+
+
+def worst(pairs) -> float:
+    return max(float((a.detach().double().cpu() - b.detach().double().cpu()).abs().max()) for a, b in pairs)
+
+
+def guarded(fn):
+    """Run one check; an exception is a failed check, not the end of the script."""
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001
+        report(fn.__name__, f"{type(e).__name__}: {e}", False)
+
+
+def check_triton_link():
+    assert kernels.triton_link_kernel(), kernels.triton_status()
+    ops = torch.ops.babi_dnc_gpu
+    gen = torch.Generator().manual_seed(0)
+    for B, N, R in [(8, 256, 4), (4, 100, 3)]:
+        inputs = [t.requires_grad_() for t in random_inputs(B, N, R, seed=N)]
+        new_link = link_update(*inputs[:3])
+        want = (new_link, *directional_weightings(new_link, inputs[3]))
+        grads = [torch.randn(o.shape, generator=gen, dtype=torch.float64) for o in want]
+        want_grads = torch.autograd.grad(want, inputs, grads)
+        for dtype, bound in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
+            on = [t.detach().to(dev, dtype) for t in inputs]
+            g = [t.to(dev, dtype) for t in grads]
+            got = ops.link_forward(*on)
+            got_grads = ops.link_backward(*g, *on)
+            diff = worst([*zip(got, want), *zip(got_grads, want_grads)])
+            report(f"triton link {str(dtype)[6:]} B={B} N={N} R={R} vs float64 cpu, fwd+bwd max abs diff", diff,
+                   diff < bound)  # fmt: skip
+    link, _, p, rw = (t.to(dev, torch.float32) for t in random_inputs(4, 256, 4, seed=1))
+    same = torch.equal(ops.link_forward(link, torch.zeros_like(p), p, rw)[0], link)
+    report("triton link: no write leaves the link bit-exact", same, same)
+
+
+def check_memory_reference():
+    N, W, R, B = 16, 6, 4, 3
+    gen = torch.Generator().manual_seed(1)
+    state = random_state(B, N, W, R, gen)
+    ref = [{k: getattr(state, k)[b].numpy().copy() for k in MemoryState._fields} for b in range(B)]
+    memory = Memory(N, W, R)
+    s = MemoryState(*(t.to(dev) for t in state))
+    diff = 0.0
+    for _ in range(8):
+        xi = torch.randn(B, memory.interface_size, generator=gen, dtype=torch.float64) * 2
+        reads, s = memory(xi.to(dev), s)
+        for b in range(B):
+            ref_reads, ref[b], _ = reference_dnc.step(xi[b].numpy(), ref[b], N, W, R)
+            diff = max(diff, float(np.abs(reads[b].cpu().numpy() - ref_reads).max()))
+            for k in MemoryState._fields:
+                diff = max(diff, float(np.abs(getattr(s, k)[b].cpu().numpy() - ref[b][k]).max()))
+    report("memory float64 cuda (triton link) vs independent reference, 8 steps, max abs diff", diff, diff < 1e-6)
+
+
+def check_memory_float32():
+    """From the zero state (usages all tied) the slots a write picks may differ between float32 and float64
+    (the DNC's own discontinuity), so there the read vectors are compared, which do not depend on that; from
+    a random non-degenerate state, every state field."""
+    N, W, R, B = 256, 64, 4, 8
+    gen = torch.Generator().manual_seed(2)
+    memory = Memory(N, W, R)
+    for start in ("zero", "random"):
+        if start == "zero":
+            s64, steps = memory.initial_state(B, dtype=torch.float64), 30
+        else:
+            s64, steps = random_state(B, N, W, R, gen), 10
+        s32 = MemoryState(*(t.to(dev, torch.float32) for t in s64))
+        fields = ("read_vectors",) if start == "zero" else ("read_vectors", *MemoryState._fields)
+        diffs = dict.fromkeys(fields, 0.0)
+        for _ in range(steps):
+            xi = torch.randn(B, memory.interface_size, generator=gen, dtype=torch.float64)
+            r64, s64 = memory(xi, s64)
+            r32, s32 = memory(xi.float().to(dev), s32)
+            diffs["read_vectors"] = max(diffs["read_vectors"], worst([(r32, r64)]))
+            for k in fields[1:]:
+                diffs[k] = max(diffs[k], worst([(getattr(s32, k), getattr(s64, k))]))
+        for k, v in diffs.items():
+            report(f"memory float32 {dev.type} vs float64 cpu, paper sizes, {steps} steps from the {start} state: "
+                   f"{k}, max abs diff", v, v < 1e-5)  # fmt: skip
+
+
+def _bab_batch(B, T, V, gen, device):
+    ids = torch.randint(0, V, (B, T), generator=gen)
+    lengths = torch.randint(T // 2, T + 1, (B,), generator=gen)
+    mask = torch.arange(T) < lengths.unsqueeze(1)
+    targets = torch.randint(0, V, (B, T), generator=gen)
+    return ids.to(device), mask.to(device), targets.to(device)
+
+
+def _step(model, ids, mask, targets):
+    """Logits and parameter gradients of one training step (the loss of training: answer positions)."""
+    logits, _ = model(ids, mask=mask)
+    loss = torch.nn.functional.cross_entropy(logits[mask].float(), targets[mask])
+    grads = torch.autograd.grad(loss, [p for p in model.parameters()], allow_unused=True)
+    return logits.detach(), [torch.zeros_like(p) if g is None else g for g, p in zip(grads, model.parameters())]
+
+
+def _graph_check(name, compiled: bool, B=8, V=159):
+    config = preset("paper", memory_slots=64, word_size=16)  # the paper's controller, a smaller memory
+    torch.manual_seed(0)
+    model = build_model(config, V).to(dev).train()
+    eager = build_model(config, V).to(dev).train()  # the same weights, eager, no graphs
+    eager.load_state_dict(model.state_dict())
+    reference = build_model(config, V).double().train()
+    reference.load_state_dict({k: v.double() for k, v in model.state_dict().items()})
+    t0 = time.perf_counter()
+    if compiled:
+        model.compile_step() if hasattr(model, "compile_step") else model.core.compile_step()
+    graphed = install_cuda_graphs(model)
+    if graphed is None:
+        raise RuntimeError(f"no CUDA graphs on {dev}")
+    gen = torch.Generator().manual_seed(3)
+    diffs = {"logits": 0.0, "gradients": 0.0, "eager logits": 0.0, "eager gradients": 0.0}
+    for T in (37, 40, 70):  # 37 and 40 share the 48-step graph; the batch of 6 rows is padded to 8
+        rows = 6 if T == 40 else B
+        ids, mask, targets = _bab_batch(rows, T, V, gen, dev)
+        logits, grads = _step(model, ids, mask, targets)
+        ref_logits, ref_grads = _step(reference, ids.cpu(), mask.cpu(), targets.cpu())
+        eager_logits, eager_grads = _step(eager, ids, mask, targets)
+        scale = max(float(g.abs().max()) for g in ref_grads)
+        wanted = {"": (ref_logits, ref_grads), "eager ": (eager_logits, eager_grads)}
+        for kind, (want_logits, want_grads) in wanted.items():
+            diffs[kind + "logits"] = max(diffs[kind + "logits"], worst([(logits, want_logits)]))
+            diffs[kind + "gradients"] = max(diffs[kind + "gradients"], worst(zip(grads, want_grads)) / scale)
+    extra = f" (compile and capture took {time.perf_counter() - t0:.0f} s)" if compiled else ""
+    report(f"{name}: graphs used", dict(graphed.stats), graphed.stats["captures"] == 2 and not graphed.failed)
+    report(f"{name} float32 vs float64 cpu: logits, max abs diff{extra}", diffs["logits"], diffs["logits"] < 1e-4)
+    report(f"{name} float32 vs float64 cpu: gradients, max abs diff / max abs gradient", diffs["gradients"],
+           diffs["gradients"] < 1e-4)  # fmt: skip
+    report(f"{name} vs the eager float32 model on cuda: logits, max abs diff", diffs["eager logits"],
+           diffs["eager logits"] < 1e-5)  # fmt: skip
+    report(f"{name} vs the eager float32 model on cuda: gradients, max abs diff / max abs gradient",
+           diffs["eager gradients"], diffs["eager gradients"] < 1e-5)  # fmt: skip
+
+
+def check_graphed_step():
+    _graph_check("graphed eager step", compiled=False)
+
+
+def check_graphed_compiled_step():
+    import torch._dynamo
+
+    torch._dynamo.config.suppress_errors = False  # a failed compile is a failed check here
+    _graph_check("graphed compiled step", compiled=True)
+
+
+for check in (check_triton_link, check_memory_reference, check_memory_float32, check_graphed_step):
+    guarded(check)
+if not os.environ.get("SKIP_COMPILE"):
+    guarded(check_graphed_compiled_step)
+results["link"] = kernels.triton_status()
+if len(sys.argv) > 1:
+    Path(sys.argv[1]).write_text(json.dumps(results, indent=2))
+print("FAILED: " + ", ".join(failed) if failed else "all new-path GPU checks passed")
+sys.exit(1 if failed else 0)
