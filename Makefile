@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine:
-#   make run    create .venv, install babi-dnc, then run the main job (copy-task sanity check, train a small
-#               DNC and the LSTM baseline on bAbI task 1, evaluate both with a report)
+#   make run    create .venv, install babi-dnc, then run the main job (copy-task sanity check, a short
+#               training run with live progress, the 20-task report of the shipped DNC and LSTM, a story)
 #   make test   create .venv, install babi-dnc with its test tools, then lint and run the whole test suite
 # Options: PYTHON=python3.11  TORCH="torch==2.13.0"  DATA=/path/to/tasks_1-20_v1-2 (default: $BABI_DNC_DATA,
 # then a local ../shared copy if there is one, else the Hugging Face Hub).
@@ -29,9 +29,9 @@ setup: $(VENV)/.installed
 
 run: setup
 	$(BIN)/babi-dnc copy --out $(RUNS)/copy
-	$(BIN)/babi-dnc train --model dnc --preset small --set en-10k --tasks 1 $(DATA_OPT) --out $(RUNS)/dnc-small-t1 --resume
-	$(BIN)/babi-dnc train --model lstm --preset small --set en-10k --tasks 1 $(DATA_OPT) --out $(RUNS)/lstm-small-t1 --resume
-	$(BIN)/babi-dnc eval $(RUNS)/dnc-small-t1 $(RUNS)/lstm-small-t1 $(DATA_OPT) --report $(RUNS)/report
+	$(BIN)/babi-dnc train --model dnc --preset small --set en-10k --tasks 1 $(DATA_OPT) --max-minutes 6 --out $(RUNS)/dnc-small-t1 --resume
+	$(BIN)/babi-dnc eval pretrained:dnc pretrained:lstm $(DATA_OPT) --report $(RUNS)/report
+	$(BIN)/babi-dnc chat pretrained:dnc --story stories/02-two-supporting-facts.txt
 
 test: setup
 	$(BIN)/ruff check .

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..aggregate import Column, Comparison
+from ..aggregate import Column, Comparison, run_summary
 from ..harness import task_errors
 
 
@@ -41,8 +41,8 @@ def to_json(comparison: Comparison, failures: list[tuple] | None = None) -> dict
         t = task_errors(r.questions)
         runs.append({
             "run": r.label, "run_dir": str(r.run_dir), "model": r.model_kind, "seed": r.seed, "step": r.step,
-            "checkpoint": r.checkpoint, "split": r.split, "mean_error": float(t["error"].mean()),
-            "failed_tasks": int(t["failed"].sum()),
+            "checkpoint": r.checkpoint, "split": r.split, "mean_error": run_summary(t, r.untrained)["mean_error"],
+            "failed_tasks": run_summary(t, r.untrained)["failed"], "untrained_tasks": list(r.untrained),
             "tasks": {int(task): {"name": row["name"], "questions": int(row["questions"]), "wrong": int(row["wrong"]),
                                   "error": float(row["error"]), "failed": bool(row["failed"])}
                       for task, row in t.iterrows()},

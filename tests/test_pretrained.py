@@ -1,0 +1,99 @@
+"""The shipped models: names, export of a run, loading, and the committed numbers reproduced.
+
+The tests of the shipped DNC and LSTM themselves need the real bAbI test files: $BABI_DNC_DATA, or the
+copy beside the repository (../shared/data/babi/tasks_1-20_v1-2); without them they are skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import app
+from babi_dnc.babi_task import TRAIN_PRESETS, DataConfig, train_babi
+from babi_dnc.checkpoint import TRAINER, read_config
+from babi_dnc.errors import UserError
+from babi_dnc.models import preset
+from babi_dnc.pretrained import PROVENANCE, available, export_run, is_pretrained, provenance, resolve_run
+from babi_dnc.runs import load_run
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results" / "results.csv"
+runner = CliRunner()
+
+
+def real_babi() -> Path | None:
+    for candidate in (os.environ.get("BABI_DNC_DATA"), ROOT.parent / "shared" / "data" / "babi" / "tasks_1-20_v1-2"):
+        if candidate and (Path(candidate) / "en-10k").is_dir():
+            return Path(candidate)
+    return None
+
+
+needs_shipped = pytest.mark.skipif(not {"dnc", "lstm"} <= set(available()) or real_babi() is None,
+                                   reason="needs the shipped models and the real bAbI files")
+
+
+def test_names_resolve_and_unknown_names_get_one_sentence():
+    assert resolve_run("runs/x") == Path("runs/x") and not is_pretrained("runs/x")
+    assert is_pretrained("pretrained:dnc")
+    with pytest.raises(UserError, match="no shipped model 'pretrained:nope'"):
+        resolve_run("pretrained:nope")
+
+
+def test_an_exported_run_loads_like_the_run_without_its_optimiser(tiny_babi_dir, tmp_path):
+    config = dataclasses.replace(TRAIN_PRESETS["tiny"], max_steps=4, eval_every=2, device="cpu", progress=False,
+                                 tensorboard=False)  # fmt: skip
+    data = DataConfig(set_name="en-10k", tasks="1", data_dir=str(tiny_babi_dir), valid_fraction=0.2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the other tasks are missing on purpose
+        train_babi(preset("tiny"), data, config, tmp_path / "run")
+    dest = export_run(tmp_path / "run", tmp_path / "shipped", "babi-dnc train --preset tiny", "abc123", hardware="x")
+    record = json.loads((dest / PROVENANCE).read_text())
+    assert record["command"] == "babi-dnc train --preset tiny" and record["data_sha256"] == "abc123"
+    assert record["training_steps"] == 4 and record["hardware"] == "x"
+    assert read_config(dest)["data"]["data_dir"] is None  # no path of the training machine
+    assert not (dest / "checkpoints" / "best" / TRAINER).exists()
+    model, info = load_run(dest)
+    original, original_info = load_run(tmp_path / "run")
+    assert info["step"] == original_info["step"]
+    for (name, a), (_, b) in zip(model.state_dict().items(), original.state_dict().items(), strict=True):
+        assert a.equal(b), name
+
+
+@needs_shipped
+def test_shipped_models_carry_their_provenance():
+    for name in ("dnc", "lstm"):
+        record = provenance(f"pretrained:{name}")
+        assert record["command"].startswith(f"babi-dnc train --model {name} --preset joint")
+        assert record["training_minutes"] <= 150 and len(record["data_sha256"]) == 64
+        _, info = load_run(resolve_run(f"pretrained:{name}"))
+        assert info["step"] == record["step"]
+
+
+@needs_shipped
+def test_a_re_evaluation_matches_the_committed_numbers():
+    committed = pd.read_csv(RESULTS)
+    result = runner.invoke(app.app, ["eval", "pretrained:dnc", "pretrained:lstm", "--tasks", "1,20", "--json",
+                                     "--device", "cpu", "--data-dir", str(real_babi())])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    runs = {r["run"]: r for r in json.loads(result.stdout)["runs"]}
+    for run in ("pretrained:dnc", "pretrained:lstm"):
+        for task in (1, 20):
+            row = committed[(committed["run"] == run) & (committed["task"] == task)].iloc[0]
+            got = runs[run]["tasks"][str(task)]
+            assert (got["questions"], got["wrong"]) == (row["questions"], row["wrong"]), (run, task)
+
+
+@needs_shipped
+def test_chat_without_a_run_answers_a_story_with_the_shipped_dnc():
+    story = ROOT / "stories" / "01-single-supporting-fact.txt"
+    result = runner.invoke(app.app, ["chat", "--story", str(story), "--data-dir", str(real_babi())])
+    assert result.exit_code == 0, result.output
+    assert "Where is Sandra?" in result.output and "accuracy:" in result.output
