@@ -158,7 +158,7 @@ def link_backward_impl(g_link: Optional[Tensor], g_forward: Tensor, g_backward: 
         _link_backward_kernel[(B, blocks)](gl, gf, gb, lp, w, p, rw, d_link, d_w_rows, d_rw_rows, cpart, N, R=R,
                                            HAS_GL=g_link is not None, BLOCK_I=block_i, BLOCK_J=block_j)  # fmt: skip
     columns = cpart.sum(1)  # [B, 2 + R, N]
-    return d_link, d_w_rows + columns[:, 0], columns[:, 1], d_rw_rows + columns[:, 2:]
+    return d_link, d_w_rows + columns[:, 0], columns[:, 1].contiguous(), d_rw_rows + columns[:, 2:]
 
 
 # ------------------------------------------------------------------------------- custom ops for torch.compile
@@ -171,9 +171,11 @@ def link_forward(prev_link: Tensor, write_weights: Tensor, prev_precedence: Tens
     return link_forward_impl(prev_link, write_weights, prev_precedence, prev_read_weights)
 
 
+# The fake implementations give torch.compile the outputs' shapes and strides: contiguous, as the real ones.
 @link_forward.register_fake
 def _(prev_link, write_weights, prev_precedence, prev_read_weights):
-    return torch.empty_like(prev_link), torch.empty_like(prev_read_weights), torch.empty_like(prev_read_weights)
+    rw = prev_read_weights
+    return prev_link.new_empty(prev_link.shape), rw.new_empty(rw.shape), rw.new_empty(rw.shape)
 
 
 @torch.library.custom_op("babi_dnc_gpu::link_backward", mutates_args=())
@@ -187,5 +189,4 @@ def link_backward(g_link: Optional[Tensor], g_forward: Tensor, g_backward: Tenso
 
 @link_backward.register_fake
 def _(g_link, g_forward, g_backward, prev_link, write_weights, prev_precedence, prev_read_weights):
-    return (torch.empty_like(prev_link), torch.empty_like(write_weights), torch.empty_like(prev_precedence),
-            torch.empty_like(prev_read_weights))  # fmt: skip
+    return tuple(t.new_empty(t.shape) for t in (prev_link, write_weights, prev_precedence, prev_read_weights))

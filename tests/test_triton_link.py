@@ -71,6 +71,7 @@ def test_forward_matches_the_equations(B, N, R, block_rows):
     inputs = random_inputs(B=B, N=N, R=R, seed=N + R)
     got = triton_link.link_forward_impl(*inputs, block_rows=block_rows)
     assert_all_close(got, reference(*inputs), OUTPUTS, atol=1e-15, rtol=1e-13)
+    assert all(g.is_contiguous() for g in got)  # as the fake implementation tells torch.compile
 
 
 @needs_triton
@@ -87,6 +88,7 @@ def test_backward_matches_autograd_through_the_equations(B, N, R, block_rows, wi
     g_link = grads[0] if with_link_grad else None
     got = triton_link.link_backward_impl(g_link, *grads[-2:], *[t.detach() for t in inputs], block_rows=block_rows)
     assert_all_close(got, want, GRADS, atol=1e-14, rtol=1e-12)
+    assert all(g.is_contiguous() for g in got)  # as the fake implementation tells torch.compile
 
 
 @needs_triton
