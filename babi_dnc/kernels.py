@@ -21,6 +21,7 @@ import logging
 import os
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).parent / "csrc" / "link_cpu.cpp"
 ENV_SWITCH = "BABI_DNC_CPU_KERNEL"
+STALE_LOCK_S = 15 * 60  # a build lock older than this was left by a killed build (one takes under a minute)
 TRITON_SWITCH = "BABI_DNC_TRITON"
 
 _lock = threading.Lock()
@@ -41,6 +43,17 @@ def _switched_off(name: str) -> bool:
     return os.environ.get(name, "1").strip().lower() in ("0", "false", "no", "off")
 
 
+def _remove_stale_lock(lock: Path) -> None:
+    """torch's extension build waits for its lock file without end; a build killed half-way (a timeout, a
+    signal) leaves the file behind, and every later process would hang on it."""
+    try:
+        if time.time() - lock.stat().st_mtime > STALE_LOCK_S:
+            log.warning("removing the stale build lock %s", lock)
+            lock.unlink(missing_ok=True)
+    except OSError:  # no lock (the usual case), or one that another process has just removed
+        pass
+
+
 def _build() -> None:
     from torch.utils import cpp_extension
 
@@ -48,6 +61,9 @@ def _build() -> None:
     # OpenMP runs the samples of a batch in parallel (at::parallel_for); macOS's clang has no -fopenmp, and
     # there the samples run one after the other.
     openmp = ["-fopenmp"] if sys.platform.startswith("linux") else []
+    build_directory = getattr(cpp_extension, "_get_build_directory", None)  # torch's own, not public
+    if build_directory is not None:
+        _remove_stale_lock(Path(build_directory("babi_dnc_link_cpu", verbose=False)) / "lock")
     cpp_extension.load(
         name="babi_dnc_link_cpu",
         sources=[str(SOURCE)],

@@ -118,3 +118,19 @@ def test_a_failed_build_warns_once_and_falls_back(monkeypatch):
         assert kernels.cpu_link_kernel() is False
     assert kernels.cpu_link_kernel() is False  # no second attempt, no second warning
     assert "c++: not found" in kernels.status()
+
+
+def test_a_stale_build_lock_is_removed_and_a_fresh_one_kept(tmp_path):
+    """A build killed half-way leaves torch's lock file, on which every later build would wait forever."""
+    import os
+    import time
+
+    stale, fresh = tmp_path / "stale", tmp_path / "fresh"
+    stale.touch()
+    fresh.touch()
+    old = time.time() - kernels.STALE_LOCK_S - 60
+    os.utime(stale, (old, old))
+    kernels._remove_stale_lock(stale)
+    kernels._remove_stale_lock(fresh)
+    kernels._remove_stale_lock(tmp_path / "absent")
+    assert not stale.exists() and fresh.exists()
