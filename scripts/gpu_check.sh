@@ -10,7 +10,7 @@
 # wheels in .whl/, the bAbI data as .gpu_data/tasks_1-20_v1-2.tar.gz: scripts/gpu_prepare.sh makes both; name
 # .whl and .gpu_data in the device tool's carry. $DATA, or ../shared/data/babi/tasks_1-20_v1-2 where it
 # exists, is used instead of the carried data.
-# Knobs: SKIP_TRAIN=1, TRAIN_MINUTES (2), TRAIN_PRESET (joint), TRAIN_BATCH (64), BENCH_SECONDS (170).
+# Knobs: SKIP_TRAIN=1, TRAIN_MINUTES (2), TRAIN_PRESET (joint), TRAIN_BATCH (64), BENCH_SECONDS (150).
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu-out}
@@ -31,7 +31,7 @@ git log -1 --format='commit %H' 2>/dev/null || true
 start=$SECONDS
 
 echo "== new paths vs float64 references (Triton link, CUDA graphs, compiled + graphed)"
-timeout 120 python3 scripts/gpu_kernels_check.py "$OUT/kernels.json"
+timeout 150 python3 scripts/gpu_kernels_check.py "$OUT/kernels.json"
 echo "   ($((SECONDS - start)) s)"
 
 echo "== earlier memory checks on CUDA (compile covered above)"
@@ -39,7 +39,7 @@ SKIP_COMPILE=1 timeout 60 python3 scripts/gpu_correctness.py "$OUT/correctness.j
 echo "   ($((SECONDS - start)) s)"
 
 echo "== benchmark"
-timeout $(( ${BENCH_SECONDS:-170} + 20 )) python3 scripts/gpu_bench.py "$OUT/bench.jsonl" "${BENCH_SECONDS:-170}"
+timeout $(( ${BENCH_SECONDS:-150} + 20 )) python3 scripts/gpu_bench.py "$OUT/bench.jsonl" "${BENCH_SECONDS:-150}"
 echo "   ($((SECONDS - start)) s)"
 
 if [ -n "${SKIP_TRAIN:-}" ]; then echo "== done in $((SECONDS - start)) s"; exit 0; fi
