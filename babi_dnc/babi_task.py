@@ -44,9 +44,9 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
                          max_minutes=15.0, eval_every=100, log_every=10, clip_grad_norm=10.0, threads=1,
                          augment=True, compile=True),
     # All tasks jointly on a CPU, one thread per run (a DNC and an LSTM side by side on two cores): the small
-    # recipe with a cosine decay over 16,000 steps, capped at 125 minutes of training.
+    # recipe with a cosine decay over 16,000 steps, capped at 150 minutes of training.
     "joint": TrainConfig(optimizer="adam", lr=3e-3, warmup_steps=300, lr_decay="cosine", batch_size=32,
-                         max_steps=16_000, max_minutes=125.0, eval_every=500, log_every=50, clip_grad_norm=10.0,
+                         max_steps=16_000, max_minutes=150.0, eval_every=500, log_every=50, clip_grad_norm=10.0,
                          threads=1, augment=True, compile=True),
     "tiny": TrainConfig(optimizer="adam", lr=1e-2, batch_size=4, max_steps=20, eval_every=10, log_every=1,
                         eval_batch_size=16, threads=1),
