@@ -10,7 +10,6 @@ checks against the independent float64 reference (tests/reference_dnc.py, tests/
   5. torch.compile of the step function == eager (float32, outputs and gradients)
 """
 
-import json
 import os
 import sys
 import time
@@ -21,28 +20,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gpu_checklib import Checks, check_device, warm_state  # noqa: E402
+
 from babi_dnc.dnc import DNC  # noqa: E402
 from babi_dnc.memory import Memory, MemoryState  # noqa: E402
 
-dev = torch.device(os.environ.get("CHECK_DEVICE", "cuda"))
-name = torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu"
-results = {"device": name, "torch": torch.__version__}
-failed = []
-
-
-def report(name, value, ok):
-    results[name] = {"value": value, "ok": bool(ok)}
-    print(f"{'PASS' if ok else 'FAIL'}  {name}: {value}", flush=True)
-    if not ok:
-        failed.append(name)
-
-
-def warm_state(memory: Memory, B: int, gen: torch.Generator, steps: int = 6) -> MemoryState:
-    """A non-degenerate float64 CPU state: the memory after `steps` random writes and reads from zero."""
-    state = memory.initial_state(B, dtype=torch.float64)
-    for _ in range(steps):
-        _, state = memory(torch.randn(B, memory.interface_size, generator=gen, dtype=torch.float64) * 2, state)
-    return state
+dev = check_device()
+checks = Checks(dev)
+report = checks.report
 
 
 # 1. float64 CUDA vs float64 CPU (the CPU result is the one tests/test_memory.py holds to the reference)
@@ -126,7 +111,4 @@ def check_compile():
 if not os.environ.get("SKIP_COMPILE"):
     check_compile()
 
-if len(sys.argv) > 1:
-    Path(sys.argv[1]).write_text(json.dumps(results, indent=2))
-print("FAILED: " + ", ".join(failed) if failed else "all GPU correctness checks passed")
-sys.exit(1 if failed else 0)
+checks.finish(sys.argv[1] if len(sys.argv) > 1 else None, "all GPU correctness checks passed")

@@ -14,7 +14,6 @@ One line per check; a JSON summary goes to argv[1]. Exits non-zero if a check fa
 SKIP_COMPILE=1 skips check 5.
 """
 
-import json
 import os
 import sys
 import time
@@ -24,22 +23,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gpu_checklib import Checks, check_device, warm_state  # noqa: E402
+
 from babi_dnc import kernels  # noqa: E402
 from babi_dnc.cuda_graphs import install_cuda_graphs  # noqa: E402
 from babi_dnc.memory import Memory, MemoryState, directional_weightings, link_update  # noqa: E402
 from babi_dnc.models import build_model, preset  # noqa: E402
 
-dev = torch.device(os.environ.get("CHECK_DEVICE", "cuda"))  # cpu: a dry run of the script (TRITON_INTERPRET=1)
-name = torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu"
-results = {"device": name, "torch": torch.__version__, "link": None}
-failed = []
-
-
-def report(name, value, ok):
-    results[name] = {"value": value, "ok": bool(ok)}
-    print(f"{'PASS' if ok else 'FAIL'}  {name}: {value}", flush=True)
-    if not ok:
-        failed.append(name)
+dev = check_device()  # cpu: a dry run of the script (TRITON_INTERPRET=1)
+checks = Checks(dev, link=None)
+report = checks.report
 
 
 def worst(pairs) -> float:
@@ -65,11 +58,9 @@ def random_inputs(B, N, R, seed):
 
 
 def warmed_state(memory, B, gen, steps=6) -> MemoryState:
-    """A non-degenerate float64 CPU state: `steps` random steps from the zero state, then uniform random
-    usages (no two alike, so float32 and float64 sort the free list the same way)."""
-    state = memory.initial_state(B, dtype=torch.float64)
-    for _ in range(steps):
-        _, state = memory(torch.randn(B, memory.interface_size, generator=gen, dtype=torch.float64) * 2, state)
+    """warm_state, then uniform random usages (no two alike, so float32 and float64 sort the free list the
+    same way)."""
+    state = warm_state(memory, B, gen, steps)
     return state._replace(usage=torch.rand(state.usage.shape, generator=gen, dtype=torch.float64))
 
 
@@ -208,8 +199,5 @@ for check in (check_triton_link, check_memory_float64, check_memory_float32, che
     guarded(check)
 if not os.environ.get("SKIP_COMPILE"):
     guarded(check_graphed_compiled_step)
-results["link"] = kernels.triton_status()
-if len(sys.argv) > 1:
-    Path(sys.argv[1]).write_text(json.dumps(results, indent=2))
-print("FAILED: " + ", ".join(failed) if failed else "all new-path GPU checks passed")
-sys.exit(1 if failed else 0)
+checks.results["link"] = kernels.triton_status()
+checks.finish(sys.argv[1] if len(sys.argv) > 1 else None, "all new-path GPU checks passed")
