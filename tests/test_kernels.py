@@ -32,6 +32,18 @@ def reference(link, w, p, rw):
     return (new_link, *directional_weightings(new_link, rw))
 
 
+def autograd_backward(inputs, with_link_grad: bool, seed: int = 5):
+    """Random output gradients and the input gradients autograd gives through `reference`:
+    (g_link or None, g_forward, g_backward, want); without the link's gradient, as at a sequence's last step."""
+    outputs = reference(*inputs)
+    gen = torch.Generator().manual_seed(seed)
+    grads = [torch.randn(o.shape, generator=gen, dtype=o.dtype) for o in outputs]
+    if not with_link_grad:  # the last step of a sequence: nothing flows back into L_t
+        outputs, grads = outputs[1:], grads[1:]
+    want = torch.autograd.grad(outputs, inputs, grads)
+    return (grads[0] if with_link_grad else None), grads[-2], grads[-1], want
+
+
 @pytest.fixture
 def kernel():
     """Skips where no compiler is (the memory then runs the PyTorch code); fails where one is."""
@@ -64,14 +76,8 @@ def test_forward_by_hand(kernel):
 @pytest.mark.parametrize("R", [1, 4])
 def test_backward_matches_autograd_through_the_equations(R, with_link_grad, kernel):
     inputs = [t.requires_grad_() for t in random_inputs(R=R, seed=10 + R)]
-    outputs = reference(*inputs)
-    gen = torch.Generator().manual_seed(5)
-    grads = [torch.randn(o.shape, generator=gen, dtype=o.dtype) for o in outputs]
-    if not with_link_grad:  # the last step of a sequence: nothing flows back into L_t
-        outputs, grads = outputs[1:], grads[1:]
-    want = torch.autograd.grad(outputs, inputs, grads)
-    g_link = grads[0] if with_link_grad else None
-    got = torch.ops.babi_dnc.link_backward(g_link, *grads[-2:], *[t.detach() for t in inputs])
+    g_link, g_forward, g_backward, want = autograd_backward(inputs, with_link_grad)
+    got = torch.ops.babi_dnc.link_backward(g_link, g_forward, g_backward, *[t.detach() for t in inputs])
     for name, g, w in zip(("link", "write_weights", "precedence", "read_weights"), got, want):
         torch.testing.assert_close(g, w, atol=1e-14, rtol=1e-12, msg=name)
 

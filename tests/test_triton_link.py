@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from babi_dnc import kernels
-from babi_dnc.memory import Memory, MemoryState, _FusedLinkRead, directional_weightings, link_update
+from babi_dnc.memory import Memory, MemoryState, _FusedLinkRead
 
-from .test_kernels import random_inputs
+from .test_kernels import autograd_backward, random_inputs, reference
 from .test_memory import random_state
 
 _interpret = os.environ.get("TRITON_INTERPRET")
@@ -36,11 +36,6 @@ needs_triton = pytest.mark.skipif(not interpreted, reason="no triton, or its ker
 def interpreter(monkeypatch):
     """Triton also reads TRITON_INTERPRET when a kernel runs."""
     monkeypatch.setenv("TRITON_INTERPRET", "1")
-
-
-def reference(link, w, p, rw):
-    new_link = link_update(link, w, p)
-    return (new_link, *directional_weightings(new_link, rw))
 
 
 def assert_all_close(got, want, names, **tolerance):
@@ -82,14 +77,9 @@ def test_forward_matches_the_equations(B, N, R, block_rows):
 @pytest.mark.parametrize("B,N,R,block_rows", SIZES)
 def test_backward_matches_autograd_through_the_equations(B, N, R, block_rows, with_link_grad):
     inputs = [t.requires_grad_() for t in random_inputs(B=B, N=N, R=R, seed=10 + N + R)]
-    outputs = reference(*inputs)
-    gen = torch.Generator().manual_seed(5)
-    grads = [torch.randn(o.shape, generator=gen, dtype=o.dtype) for o in outputs]
-    if not with_link_grad:  # the last step of a sequence: nothing flows back into L_t
-        outputs, grads = outputs[1:], grads[1:]
-    want = torch.autograd.grad(outputs, inputs, grads)
-    g_link = grads[0] if with_link_grad else None
-    got = triton_link.link_backward_impl(g_link, *grads[-2:], *[t.detach() for t in inputs], block_rows=block_rows)
+    g_link, g_forward, g_backward, want = autograd_backward(inputs, with_link_grad)
+    got = triton_link.link_backward_impl(g_link, g_forward, g_backward, *[t.detach() for t in inputs],
+                                         block_rows=block_rows)  # fmt: skip
     assert_all_close(got, want, GRADS, atol=1e-14, rtol=1e-12)
     assert all(g.is_contiguous() for g in got)  # as the fake implementation tells torch.compile
 
