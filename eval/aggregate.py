@@ -216,8 +216,9 @@ class Comparison:
         return best
 
 
-def published_column(key: str, tasks: list[int] | None = None) -> Column:
-    """`reference.PUBLISHED[key]` over `tasks` (default all 20) as a comparison column.
+def published_column(key: str, tasks: list[int] | None = None, scored: list[int] | None = None) -> Column:
+    """`reference.PUBLISHED[key]` over `tasks` (default all 20) as a comparison column, its summary numbers
+    over the `scored` tasks (default: all of `tasks`; the rest are rows only, e.g. an untrained task).
 
     Over all 20 tasks the summary numbers are the paper's. Over a subset they are derived from the
     per-task columns: the mean of the per-task means (no sd, which needs the single runs) and the number
@@ -232,21 +233,22 @@ def published_column(key: str, tasks: list[int] | None = None) -> Column:
         "mean": frame.loc[tasks, p.mean_column].astype(float),
         "sd": frame.loc[tasks, p.sd_column].astype(float) if p.sd_column else float("nan"),
     }, index=pd.Index(tasks, name="task"))  # fmt: skip
-    if tasks == list(frame.index):
+    scored = sorted(scored) if scored is not None else tasks
+    if scored == list(frame.index):
         return Column(key, p.label, "published", per_task, p.mean_error, p.mean_sd, p.failed, p.failed_sd,
                       p.best_error, p.best_failed, runs=p.runs, source=p.source)  # fmt: skip
     return Column(
         key, p.label, "published", per_task,
-        mean_error=float(per_task["mean"].mean()), mean_sd=None,
-        failed=float(sum(is_failed(m / 100) for m in per_task["mean"])), failed_sd=None, runs=p.runs,
+        mean_error=float(per_task.loc[scored, "mean"].mean()), mean_sd=None,
+        failed=float(sum(is_failed(m / 100) for m in per_task.loc[scored, "mean"])), failed_sd=None, runs=p.runs,
         source=p.source, note="over these tasks only: the mean of the published per-task means, and the tasks "
                               f"whose mean is above {100 * FAILED_ABOVE:g}%",
     )  # fmt: skip
 
 
-def published_columns(tasks: list[int], keys=None) -> list[Column]:
-    """The published models of the table (DNC1, LSTM 512, the seed DNC) over `tasks`."""
-    return [published_column(k, tasks) for k in (keys or TABLE_COLUMNS)]
+def published_columns(tasks: list[int], keys=None, scored: list[int] | None = None) -> list[Column]:
+    """The published models of the table (DNC1, LSTM 512, the seed DNC) over `tasks`, summaries over `scored`."""
+    return [published_column(k, tasks, scored) for k in (keys or TABLE_COLUMNS)]
 
 
 def compare(results: list[RunResult], published: bool = True) -> Comparison:
@@ -259,7 +261,5 @@ def compare(results: list[RunResult], published: bool = True) -> Comparison:
     comparison = Comparison(ours=ours, published=[], tasks=tasks, split=results[0].split if results else "test",
                             results=list(results))  # fmt: skip
     if published and comparison.scored:  # summaries over the scored tasks, rows for every task
-        comparison.published = published_columns(comparison.scored)
-        for column, full in zip(comparison.published, published_columns(tasks), strict=True):
-            column.per_task = full.per_task
+        comparison.published = published_columns(tasks, scored=comparison.scored)
     return comparison

@@ -39,10 +39,11 @@ def to_json(comparison: Comparison, failures: list[tuple] | None = None) -> dict
     runs = []
     for r in comparison.results:
         t = task_errors(r.questions)
+        summary = run_summary(t, r.untrained)
         runs.append({
             "run": r.label, "run_dir": str(r.run_dir), "model": r.model_kind, "seed": r.seed, "step": r.step,
-            "checkpoint": r.checkpoint, "split": r.split, "mean_error": run_summary(t, r.untrained)["mean_error"],
-            "failed_tasks": run_summary(t, r.untrained)["failed"], "untrained_tasks": list(r.untrained),
+            "checkpoint": r.checkpoint, "split": r.split, "mean_error": summary["mean_error"],
+            "failed_tasks": summary["failed"], "untrained_tasks": list(r.untrained),
             "tasks": {int(task): {"name": row["name"], "questions": int(row["questions"]), "wrong": int(row["wrong"]),
                                   "error": float(row["error"]), "failed": bool(row["failed"])}
                       for task, row in t.iterrows()},
