@@ -117,6 +117,8 @@ def describe_model(model: dict, details: bool = False) -> str:
         options = {"layer norm": "layer_norm", "masked addressing": "masked", "de-allocation": "deallocate"}
         extra = [f"{model.get('controller')} controller {model.get('controller_size')}"]
         extra += [name for name, key in options.items() if model.get(key)]
+        if model.get("bypass_dropout"):
+            extra.append(f"bypass dropout {model['bypass_dropout']:g}")
     else:
         layers = model.get("lstm_layers", 1)
         text = f"LSTM ({f'{layers} x ' if layers != 1 else ''}{model.get('lstm_size')} units)"

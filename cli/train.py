@@ -45,6 +45,10 @@ def train_command(
                          "the preset's)", show_default=False)] = None,
     embedding: Annotated[int | None, typer.Option("--embedding", min=1, help="learned word embedding of "
                          "this size instead of the paper's one-hot input", show_default=False)] = None,
+    bypass_dropout: Annotated[float | None, typer.Option(
+        "--bypass-dropout", min=0.0, max=0.99, show_default=False,
+        help="DNC: dropout on the controller's direct path to the output, so that answers must come "
+        "through memory (Franke et al. 2018) (default: the preset's; 0 = the paper's DNC)")] = None,
     clip_norm: Annotated[float | None, typer.Option("--clip-norm", help="also clip the global gradient "
                          "norm to this", show_default=False)] = None,
     max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="stop (and save) once the run "
@@ -80,7 +84,7 @@ def train_command(
     }  # fmt: skip
     overrides = {k: v for k, v in overrides.items() if v is not None}
     train_config = dataclasses.replace(TRAIN_PRESETS[preset], seed=seed, progress=progress, **overrides)
-    model_config = model_preset(preset, model=model, embedding=embedding)
+    model_config = model_preset(preset, model=model, embedding=embedding, bypass_dropout=bypass_dropout)
     data_config = DataConfig(set_name=set_name, tasks=tasks, data_dir=str(data_dir.resolve()) if data_dir else None,
                              valid_stories=eval_stories)  # fmt: skip
 

@@ -193,3 +193,18 @@ def test_joint_preset_builds_the_improved_dnc_and_it_trains():
     logits.logsumexp(-1).sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
     assert (logits[1, 6:] == 0).all()
+
+
+def test_bypass_dropout_option_reaches_the_saved_config(tmp_path, tiny_babi_dir):
+    from typer.testing import CliRunner
+
+    from app import app
+    from babi_dnc.checkpoint import read_config
+
+    out = tmp_path / "run"
+    args = ["train", "--preset", "tiny", "--max-steps", "2", "--data-dir", str(tiny_babi_dir), "--tasks", "1",
+            "--out", str(out), "--no-progress", "--bypass-dropout", "0.25"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert read_config(out)["model"]["bypass_dropout"] == 0.25
+    assert CliRunner().invoke(app, [*args[:-1], "1.5"]).exit_code == 2  # outside [0, 0.99]
