@@ -24,12 +24,13 @@ from torch import Tensor, nn
 
 from . import viz
 from .augment import entity_classes, permute_entities
-from .checkpoint import read_config
+from .checkpoint import CONFIG, config_section, read_config
 from .config import JsonConfig
-from .data import collate, iterate_batches, load_babi
-from .errors import DataError, UserError
+from .data import collate, iterate_batches, load_babi, parse_task_spec
+from .errors import CheckpointError, DataError, UserError
 from .metrics import IGNORE_INDEX, is_failed, question_results, summarize, task_errors
 from .models import ModelConfig, build_model
+from .run_folder import check_seeds_folder, start_mode
 from .runs import read_vocab
 from .train import TrainConfig, fit, init_distributed, seed_everything, to_device
 
@@ -201,8 +202,57 @@ def run_config(model_config: ModelConfig, data_config: DataConfig, train_config:
             "train": train_config.to_dict()}  # fmt: skip
 
 
-def _is_nonempty(path: Path) -> bool:
-    return path.exists() and (not path.is_dir() or any(path.iterdir()))
+ASKED_OPTIONS = {"model": "--model", "set_name": "--set", "tasks": "--tasks"}
+
+
+@dataclass
+class RunPlan:
+    """One run of `train_babi`: its folder, how it starts (run_folder.start_mode) and its configs."""
+
+    run_dir: Path
+    mode: str
+    model: ModelConfig
+    data: DataConfig
+    train: TrainConfig
+
+
+def saved_configs(run_dir: Path) -> tuple[ModelConfig, DataConfig, TrainConfig]:
+    """The model, data and training configs a bAbI run was trained with (CheckpointError if unreadable)."""
+    if not (run_dir / CONFIG).is_file():
+        raise CheckpointError(f"{run_dir / CONFIG} is missing, so the run cannot be resumed: restore it, or pass "
+                              "--restart to start over.")  # fmt: skip
+    saved = read_config(run_dir)
+    return (config_section(saved, "model", ModelConfig, run_dir), config_section(saved, "data", DataConfig, run_dir),
+            config_section(saved, "train", TrainConfig, run_dir))  # fmt: skip
+
+
+def _check_asked(plan: RunPlan, asked: dict) -> None:
+    """UserError when an option given for a resumed run differs from what the run was trained with."""
+    saved = {"model": plan.model.model, "set_name": plan.data.set_name, "tasks": plan.data.tasks}
+    same = {"tasks": lambda a, b: parse_task_spec(a) == parse_task_spec(b)}
+    differ = [k for k in ASKED_OPTIONS if asked.get(k) is not None
+              and not same.get(k, str.__eq__)(str(asked[k]), str(saved[k]))]  # fmt: skip
+    if differ:
+        was = " ".join(f"{ASKED_OPTIONS[k]} {saved[k]}" for k in differ)
+        now = " ".join(f"{ASKED_OPTIONS[k]} {asked[k]}" for k in differ)
+        raise UserError(f"{plan.run_dir} was trained with {was}, not {now}: leave {now} out to resume it as it is, "
+                        "or pass --restart to start over with it.")  # fmt: skip
+
+
+def plan_run(run_dir: Path, n: int, configs: tuple[ModelConfig, DataConfig, TrainConfig], resume: bool,
+             restart: bool, train_overrides: dict, asked: dict) -> RunPlan:  # fmt: skip
+    """How run `n` starts and with which configs: on resume, its saved ones (training fields replaced by
+    train_overrides, the data folder by asked["data_dir"]); refusals before any data is loaded."""
+    mc, dc, tc = configs
+    plan = RunPlan(run_dir, start_mode(run_dir, resume, restart), mc, dc, dataclasses.replace(tc, seed=tc.seed + n))
+    if plan.mode == "resume":
+        plan.model, plan.data, saved_train = saved_configs(run_dir)
+        plan.train = dataclasses.replace(saved_train, **train_overrides)
+        _check_asked(plan, asked)
+        if asked.get("data_dir"):
+            plan.data = dataclasses.replace(plan.data, data_dir=asked["data_dir"])
+    plan.train.check()
+    return plan
 
 
 def train_babi(
@@ -213,59 +263,63 @@ def train_babi(
     seeds: int = 1,
     resume: bool = False,
     train_overrides: dict | None = None,
+    restart: bool = False,
+    asked: dict | None = None,
 ) -> list[dict]:
     """Train `seeds` runs (RUN, or RUN/seed-N with seed = train_config.seed + N when seeds > 1).
 
-    With resume=True, a run that has a config.json continues with its saved model, data and training
-    configs (train_overrides, e.g. {"max_steps": ...}, replace saved training fields); a run without one
-    starts fresh. Without resume, an existing non-empty `out` is an error. Returns fit's summaries.
+    How each run folder may be used is run_folder.py's rule: a folder that holds a run is refused unless
+    resume (continue it with its saved model, data and training configs; train_overrides, e.g.
+    {"max_steps": ...}, replace saved training fields) or restart (delete it, start afresh). asked: the
+    options given explicitly ({"model", "set_name", "tasks", "data_dir"}); a resumed run trained with
+    another model, set or tasks is refused. Returns fit's summaries (it stops after an interrupted one).
     """
     out = Path(out)
     env = init_distributed(train_config.device)
     if seeds < 1:
         raise UserError("--seeds must be at least 1.")
-    if not resume and _is_nonempty(out):
-        raise UserError(f"{out} already holds a run: pass --resume to continue it or choose another --out.")
+    runs = [out] if seeds == 1 else [out / f"seed-{n}" for n in range(seeds)]
+    if seeds > 1:
+        check_seeds_folder(out, restart=restart and env.is_main, keep=seeds)
+    configs = (model_config, data_config, train_config)
+    plans = [plan_run(run_dir, n, configs, resume, restart, train_overrides or {}, asked or {})
+             for n, run_dir in enumerate(runs)]  # fmt: skip
     if env.active:
         dist.barrier()  # every process checked `out` before process 0 writes to it
-    runs = [out] if seeds == 1 else [out / f"seed-{n}" for n in range(seeds)]
-
-    plans = []
-    for n, run_dir in enumerate(runs):
-        mc, dc, tc = model_config, data_config, dataclasses.replace(train_config, seed=train_config.seed + n)
-        if resume and (run_dir / "config.json").exists():
-            saved = read_config(run_dir)
-            mc = ModelConfig.from_dict(saved["model"])
-            dc = DataConfig.from_dict(saved["data"])
-            tc = dataclasses.replace(TrainConfig.from_dict(saved["train"]), **(train_overrides or {}))
-        plans.append((run_dir, mc, dc, tc))
 
     data_cache: dict[str, Any] = {}
     summaries = []
-    for run_dir, mc, dc, tc in plans:
-        saved_vocab = read_vocab(run_dir) if resume and (run_dir / "vocab.json").exists() else None
-        key = json.dumps(dc.to_dict(), sort_keys=True)
-        if key not in data_cache:
-            if env.active and not env.is_main:
-                dist.barrier()  # process 0 fills the dataset cache first
-            data_cache[key] = load_babi(
-                set_name=dc.set_name, tasks=dc.tasks, data_dir=dc.data_dir,
-                valid_fraction=dc.valid_fraction, seed=dc.seed, vocab=saved_vocab,
-            )  # fmt: skip
-            if env.active and env.is_main:
-                dist.barrier()
-        data = data_cache[key]
-        seed_everything(tc.seed)
-        model = build_model(mc, data.vocab.size)
+    for plan in plans:
+        data = _plan_data(plan, data_cache, env)
+        seed_everything(plan.train.seed)
+        model = build_model(plan.model, data.vocab.size)
+        tc = plan.train
         task = BabiTask(data, tc.batch_size, seed=tc.seed, eval_batch_size=tc.eval_batch_size,
-                        valid_stories=dc.valid_stories, augment=tc.augment)  # fmt: skip
-        summary = fit(model, task, tc, run_dir, run_config(mc, dc, tc), vocab=data.vocab, resume=resume)
+                        valid_stories=plan.data.valid_stories, augment=tc.augment)  # fmt: skip
+        summary = fit(model, task, tc, plan.run_dir, run_config(plan.model, plan.data, tc), vocab=data.vocab,
+                      resume=resume, restart=restart)  # fmt: skip
         summaries.append(summary)
-        if summary["stopped"]:
+        if summary["interrupted"]:
             break
     return summaries
 
 
+def _plan_data(plan: RunPlan, cache: dict[str, Any], env):
+    """The bAbI data of a run (with its saved vocabulary on resume), loaded once per data config."""
+    saved_vocab = read_vocab(plan.run_dir) if plan.mode == "resume" else None
+    dc = plan.data
+    key = json.dumps(dc.to_dict(), sort_keys=True)
+    if key not in cache:
+        if env.active and not env.is_main:
+            dist.barrier()  # process 0 fills the dataset cache first
+        cache[key] = load_babi(set_name=dc.set_name, tasks=dc.tasks, data_dir=dc.data_dir,
+                               valid_fraction=dc.valid_fraction, seed=dc.seed, vocab=saved_vocab)  # fmt: skip
+        if env.active and env.is_main:
+            dist.barrier()
+    return cache[key]
+
+
 __all__ = [
-    "TRAIN_PRESETS", "DataConfig", "answer_loss", "evaluate_babi", "BabiTask", "run_config", "train_babi",
+    "TRAIN_PRESETS", "DataConfig", "answer_loss", "evaluate_babi", "BabiTask", "run_config", "saved_configs",
+    "train_babi",
 ]  # fmt: skip

@@ -23,6 +23,8 @@ the folder, then swaps it in with two renames:
 A kill at any moment leaves a complete checkpoint: before the first rename `<tag>` is the previous one;
 between the renames `<tag>` is missing and `resolve_checkpoint` falls back to `.old-<tag>`; after the
 second rename `<tag>` is the new one. Leftover `.tmp-*` folders are ignored and removed by the next save.
+A save that fails (a full disk, a folder that became read-only) removes its `.tmp-*` folder, puts the
+previous checkpoint back where the swap had moved it, and raises CheckpointError with the reason.
 
 Validation. `load_checkpoint` checks that the files exist, that their sha256 match meta.json, that
 safetensors and torch can parse them and, given a model, that every tensor name and shape matches;
@@ -36,19 +38,23 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .config import JsonConfig
 from .errors import CheckpointError
 from .hashing import sha256_file
+
+JsonConfigT = TypeVar("JsonConfigT", bound=JsonConfig)
 
 WEIGHTS, TRAINER, META = "model.safetensors", "trainer.pt", "meta.json"
 CONFIG, VOCAB = "config.json", "vocab.json"
@@ -97,13 +103,54 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+WRITE_ERRORS = (OSError, SafetensorError, RuntimeError)  # torch.save reports a failed write as RuntimeError
+
+
+def io_reason(error: BaseException, folder: Path | None = None) -> str:
+    """Why a read or write failed, in a few words: the system's reason ("No space left on device") where
+    the error carries one, else the first line of its message."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = str(error)
+    code = re.search(r"(?:os error|code:) (\d+)", text)  # io::Error as shown by safetensors (Display or Debug)
+    if code:
+        return os.strerror(int(code.group(1)))
+    with contextlib.suppress(OSError):
+        if folder is not None and shutil.disk_usage(folder).free < 1 << 20:
+            return os.strerror(28)  # "No space left on device", said as such by neither safetensors nor torch
+    if "write failed" in text or "PytorchStreamWriter" in text:  # torch.save's inline_container
+        return "a file could not be written, is the disk full?"
+    return (text.splitlines() or [type(error).__name__])[0][:200]
+
+
+def ensure_folder(path: str | Path, option: str) -> Path:
+    """Make folder `path` (and its parents) and check that files can be written in it; CheckpointError
+    naming `option` when not (a file in the way, no permission, a read-only or full disk)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        reason = "a file is in the way" if isinstance(e, FileExistsError | NotADirectoryError) else io_reason(e)
+        raise CheckpointError(f"cannot write into {path} ({reason}): choose another {option}.") from None
+    return path
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to `path` through a temporary file and a rename, so readers never see half a file."""
+    """Write JSON to `path` through a temporary file and a rename, so readers never see half a file;
+    CheckpointError (and no temporary file left) when it cannot be written."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
-    _fsync_file(tmp)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+        _fsync_file(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise CheckpointError(f"cannot write {path} ({io_reason(e, path.parent)}): free some space or fix the "
+                              "folder's permissions, then run the command again.") from None
     _fsync_dir(path.parent)
 
 
@@ -158,13 +205,28 @@ def save_checkpoint(
     if not re.fullmatch(r"[A-Za-z0-9_-]+", tag):
         raise ValueError(f"checkpoint tag must be letters, digits, '-' or '_', got {tag!r}")
     root = checkpoint_dir(run_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    for stale in root.glob(f".tmp-{tag}-*"):  # a save that was killed half-way
-        shutil.rmtree(stale, ignore_errors=True)
+    weights = _state_dict_cpu(model)
     tmp = root / f".tmp-{tag}-{os.getpid()}"
-    tmp.mkdir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for stale in root.glob(f".tmp-{tag}-*"):  # a save that was killed half-way
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp.mkdir()
+        _write_checkpoint_files(tmp, tag, weights, trainer_state, meta)
+        return _swap_in(root, tag, tmp)
+    except WRITE_ERRORS as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _put_back(root, tag)
+        raise CheckpointError(
+            f"cannot save checkpoint '{tag}' in {root} ({io_reason(e, root)}): free some space or fix the "
+            "folder's permissions, then continue with --resume from the checkpoint saved before."
+        ) from None
 
-    save_file(_state_dict_cpu(model), str(tmp / WEIGHTS), metadata={"format": "pt"})
+
+def _write_checkpoint_files(tmp: Path, tag: str, weights: dict[str, torch.Tensor], trainer_state: dict | None,
+                            meta: dict | None) -> None:  # fmt: skip
+    """The three files of a checkpoint in `tmp`, written and fsynced."""
+    save_file(weights, str(tmp / WEIGHTS), metadata={"format": "pt"})
     torch.save(trainer_state or {}, tmp / TRAINER)
     files = {}
     for name in (WEIGHTS, TRAINER):
@@ -175,6 +237,9 @@ def save_checkpoint(
     _fsync_file(tmp / META)
     _fsync_dir(tmp)
 
+
+def _swap_in(root: Path, tag: str, tmp: Path) -> Path:
+    """<tag> -> .old-<tag>, tmp -> <tag>, remove .old-<tag> (see the module docstring)."""
     final, old = root / tag, root / f".old-{tag}"
     if final.exists():
         if old.exists():  # a complete <tag> exists, so a leftover .old-<tag> is stale
@@ -184,6 +249,14 @@ def save_checkpoint(
     _fsync_dir(root)
     shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _put_back(root: Path, tag: str) -> None:
+    """After a failed swap: .old-<tag> back to <tag> if the swap had moved it away."""
+    final, old = root / tag, root / f".old-{tag}"
+    if not final.exists() and (old / META).is_file():
+        with contextlib.suppress(OSError):
+            os.rename(old, final)
 
 
 def load_checkpoint(
@@ -202,36 +275,42 @@ def load_checkpoint(
     """
     path = resolve_checkpoint(run_dir, tag)
     if path is None:
-        raise CheckpointError(
-            f"no checkpoint '{tag}' in {run_dir}: train it first with `babi-dnc train` or pick another run."
-        )
+        folder = checkpoint_dir(run_dir) / tag
+        if not folder.is_dir():
+            raise _unloadable(f"no checkpoint '{tag}' in {run_dir}", "train it first with `babi-dnc train` or pick "
+                              "another run")  # fmt: skip
+        raise _unloadable(f"{folder / META} is missing")
     meta = read_json(path / META, "checkpoint metadata")
-    names = [WEIGHTS] + ([TRAINER] if trainer else [])
-    for name in names:
+    files = meta.get("files", {}) if isinstance(meta, dict) else None
+    if not isinstance(files, dict):
+        raise _unloadable(f"{path / META} is not a checkpoint's metadata")
+    for name in [WEIGHTS] + ([TRAINER] if trainer else []):
         if not (path / name).is_file():
-            raise CheckpointError(f"{path / name} is missing: resume from another checkpoint or train again.")
-        expected = meta.get("files", {}).get(name)
-        if verify and expected is not None and sha256_file(path / name) != expected:
-            raise CheckpointError(
-                f"{path / name} does not match its checksum (corrupt file): use another checkpoint or train again."
-            )
+            raise _unloadable(f"{path / name} is missing")
+        if verify and files.get(name) is not None and sha256_file(path / name) != files[name]:
+            raise _unloadable(f"{path / name} does not match its checksum (corrupt file)")
     try:
         weights = load_file(str(path / WEIGHTS), device=str(map_location))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(
-            f"{path / WEIGHTS} cannot be read ({e}): use another checkpoint or train again."
-        ) from None
+        raise _unloadable(f"{path / WEIGHTS} cannot be read ({e})") from None
     state = None
     if trainer:
         try:
             state = torch.load(path / TRAINER, map_location=map_location, weights_only=True)
         except Exception as e:  # pickle errors come in many types
-            raise CheckpointError(
-                f"{path / TRAINER} cannot be read ({type(e).__name__}): use another checkpoint or train again."
-            ) from None
+            raise _unloadable(f"{path / TRAINER} cannot be read ({type(e).__name__})") from None
+        if not isinstance(state, dict):
+            raise _unloadable(f"{path / TRAINER} holds no trainer state")
     if model is not None:
         load_weights(unwrap(model), weights, source=path)
     return Checkpoint(path=path, weights=weights, meta=meta, trainer=state)
+
+
+def _unloadable(problem: str, todo: str = "use another checkpoint or train again") -> CheckpointError:
+    """The CheckpointError of a checkpoint that does not load; `.problem` is the problem alone."""
+    error = CheckpointError(f"{problem}: {todo}.")
+    error.problem = problem
+    return error
 
 
 def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], source: Any = "checkpoint") -> None:
@@ -267,12 +346,41 @@ def write_run_files(run_dir: str | Path, config: dict, vocab: Any = None) -> Non
         write_json_atomic(run_dir / VOCAB, json.loads(obj) if isinstance(obj, str) else obj)
 
 
+CONFIG_SECTIONS = ("model", "data", "train")
+
+
 def read_config(run_dir: str | Path) -> dict:
-    """RUN/config.json as a dict (CheckpointError if missing or corrupt)."""
+    """RUN/config.json as a dict whose sections ("model", "data", "train") are dicts; CheckpointError if it
+    is missing, corrupt or of another shape."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"run directory {run_dir} does not exist: pass a folder written by `babi-dnc train`.")
-    return read_json(run_dir / CONFIG, "run config")
+    config = read_json(run_dir / CONFIG, "run config")
+    shape = _json_type(config) if not isinstance(config, dict) else next(
+        (f"its '{s}' is {_json_type(config[s])}" for s in CONFIG_SECTIONS if not isinstance(config.get(s, {}), dict)),
+        None)  # fmt: skip
+    if shape:
+        raise CheckpointError(f"{run_dir / CONFIG} is not a run configuration ({shape}, not an object): restore it "
+                              "or train the run again.")  # fmt: skip
+    return config
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def config_section(config: dict, section: str, cls: type[JsonConfigT], run_dir: str | Path) -> JsonConfigT:
+    """Section `section` of a run's config (read_config) as the JsonConfig dataclass `cls`; CheckpointError
+    when it is missing or a field has the wrong type."""
+    path = Path(run_dir) / CONFIG
+    if section not in config:
+        raise CheckpointError(f"{path} has no '{section}' section: restore it or train the run again.")
+    try:
+        return cls.from_dict(config[section])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path} has no valid '{section}' section ({e}): restore it or train the run "
+                              "again.") from None
 
 
 def find_runs(path: str | Path) -> list[Path]:

@@ -3,16 +3,44 @@
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from typing import Self
+
+JSON_TYPES = {int: (int,), float: (int, float), str: (str,), bool: (bool,), type(None): (type(None),),
+              list: (list,), dict: (dict,), tuple: (list, tuple)}  # fmt: skip
 
 
 class JsonConfig:
-    """Mixin for a dataclass: `to_dict()` and `from_dict(d)`, the latter ignoring keys this version lacks."""
+    """Mixin for a dataclass: `to_dict()` and `from_dict(d)`, the latter ignoring keys this version lacks
+    and refusing values of the wrong type (TypeError naming the field)."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     @classmethod
     def from_dict(cls, d: dict) -> Self:
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        return cls(**{k: v for k, v in d.items() if k in names})
+        if not isinstance(d, dict):
+            raise TypeError(f"{cls.__name__} needs a JSON object, not {type(d).__name__}")
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        values = {k: v for k, v in d.items() if k in fields}
+        for name, value in values.items():
+            allowed = _json_types(hints.get(name))
+            if allowed and (not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)):
+                wanted = fields[name].type if isinstance(fields[name].type, str) else hints[name].__name__
+                raise TypeError(f"{name} is {value!r}, not {wanted}")
+        return cls(**values)
+
+
+def _json_types(hint) -> tuple[type, ...] | None:
+    """The Python types JSON gives for a field annotated `hint` (None: not checked)."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union \
+        else (hint,)
+    allowed: list[type] = []
+    for option in options:
+        option = typing.get_origin(option) or option
+        if option not in JSON_TYPES:
+            return None
+        allowed += JSON_TYPES[option]
+    return tuple(allowed)

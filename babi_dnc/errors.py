@@ -1,4 +1,21 @@
-"""Errors a user can cause. The CLI prints their message as one sentence, without a traceback."""
+"""Errors a user can cause, the exit status of every command, and text fit for a terminal.
+
+The CLI prints a UserError's message as one sentence, without a traceback, and exits with its
+`exit_code`. The exit statuses (README, Commands):
+
+    0   finished (all steps, solved, or the --max-minutes time limit reached)
+    1   an internal error (a bug: Python's traceback)
+    2   an error the user can fix (an option, the data, a run folder, a full disk): nothing was lost
+    3   training failed: the non-finite guard gave up; the last good checkpoint is kept
+    75  interrupted by SIGTERM or SIGINT after saving: `--resume` continues (sysexits' EX_TEMPFAIL)
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+EXIT_FINISHED, EXIT_USER_ERROR, EXIT_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 75
 
 
 class UserError(Exception):
@@ -7,14 +24,38 @@ class UserError(Exception):
     The message must be one clear sentence that says what to do.
     """
 
+    exit_code = EXIT_USER_ERROR
+
 
 class DataError(UserError):
     """Missing or malformed bAbI data."""
 
 
 class CheckpointError(UserError):
-    """A run directory or checkpoint that does not exist or does not load."""
+    """A run directory or checkpoint that does not exist, does not load or cannot be written."""
 
 
 class VocabularyError(UserError):
     """Words the model never saw, or a vocabulary that does not match the data."""
+
+
+class TrainingDiverged(UserError):
+    """The non-finite guard gave up: the loss stayed non-finite after its reloads (exit status 3)."""
+
+    exit_code = EXIT_FAILED
+
+
+def printable(text: str) -> str:
+    """`text` with every control character but tab and newline, and the bidirectional overrides, shown as an
+    escape (ESC as '\\x1b'), so that text from files, pipes or paths cannot move the cursor, recolour or
+    retitle a terminal, or reorder what it shows."""
+    return "".join(_escape(c) if _hidden(c) else c for c in text)
+
+
+def _hidden(c: str) -> bool:
+    return (c not in "\t\n" and unicodedata.category(c) == "Cc") or c in BIDI_CONTROLS
+
+
+def _escape(c: str) -> str:
+    code = ord(c)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CONFIG, VOCAB, load_trained, read_config, read_json
+from .checkpoint import VOCAB, config_section, load_trained, read_config, read_json
 from .data import Vocabulary
 from .errors import CheckpointError, VocabularyError
 from .models import BabiModel, ModelConfig, build_model
@@ -43,11 +43,7 @@ def load_run(run_dir: str | Path, tag: str = "best", device: str | torch.device 
         raise CheckpointError(f"{run_dir / VOCAB} is missing: train the run again with `babi-dnc train`.")
 
     def build(config: dict, vocab_json) -> BabiModel:
-        try:
-            model_config = ModelConfig.from_dict(config["model"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise CheckpointError(f"{run_dir / CONFIG} has no valid 'model' section ({e}): train again.") from None
-        return build_model(model_config, vocab.size)
+        return build_model(config_section(config, "model", ModelConfig, run_dir), vocab.size)
 
     model, info = load_trained(run_dir, build, tag, device)
     return model, {**info, "vocab": vocab}

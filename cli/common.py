@@ -1,4 +1,9 @@
-"""What every command shares: the consoles, and user errors as one sentence with exit code 2."""
+"""What every command shares: the consoles, and the one printer of errors and warnings.
+
+Messages are printed as plain text (no rich markup, no emoji codes, control characters escaped), so a
+path or a data line shows exactly as it is: `file.txt:100:` stays a file and a line number, and '[/]'
+in a path prints as itself.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +11,48 @@ import functools
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-from babi_dnc.errors import UserError
+from babi_dnc.errors import UserError, printable
 
 console = Console()
 err_console = Console(stderr=True)
 
 
+def plain(text: str, style: str = "") -> Text:
+    """`text` as rich Text, shown as it is (no markup, no emoji, control characters escaped)."""
+    return Text(printable(str(text)), style=style)
+
+
+def say(text: str, style: str = "", stderr: bool = False) -> None:
+    """One line of plain text on stdout (or stderr)."""
+    (err_console if stderr else console).print(plain(text, style), soft_wrap=True)
+
+
+def print_error(message: str) -> None:
+    """One red 'error:' line on stderr."""
+    err_console.print(Text.assemble(("error: ", "bold red"), plain(message)), soft_wrap=True)
+
+
+def print_warning(message: str) -> None:
+    """One yellow 'warning:' line on stderr."""
+    err_console.print(Text.assemble(("warning: ", "yellow"), plain(message)), soft_wrap=True)
+
+
+def show_warnings(message, category, *args, **kwargs) -> None:
+    """A warnings.showwarning that prints through print_warning."""
+    print_warning(str(message))
+
+
 def user_errors(fn):
-    """Turn a UserError into one red sentence on stderr and exit code 2."""
+    """Turn a UserError into one red sentence on stderr and its exit status (2; 3 for a failed training)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except UserError as e:
-            err_console.print(f"[bold red]error:[/] {e}")
-            raise typer.Exit(2) from None
+            print_error(str(e))
+            raise typer.Exit(e.exit_code) from None
 
     return wrapper

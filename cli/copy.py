@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
-from .common import console, err_console
+from babi_dnc.errors import EXIT_INTERRUPTED
+
+from .common import console, print_warning, say
 
 
 def copy_command(
@@ -46,9 +48,16 @@ def copy_command(
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto")] = "cpu",
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads (default: 1)",
                        show_default=False)] = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bar")] = True,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bar (warnings are shown "
+                        "either way)")] = True,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the run in OUT from its newest checkpoint")]
+    = False,
+    restart: Annotated[bool, typer.Option("--restart", help="delete the run in OUT and start over")] = False,
 ) -> None:
-    """Train the DNC on copy or repeat-copy (checkpoints, metrics, TensorBoard and memory plots in OUT)."""
+    """Train the DNC on copy or repeat-copy (checkpoints, metrics, TensorBoard and memory plots in OUT).
+
+    Exit status as for `train`: 0 finished, 2 an error to fix, 3 diverged, 75 stopped by SIGTERM or SIGINT.
+    """
     import dataclasses
 
     from copytasks.train import CopyConfig, train_copy
@@ -66,9 +75,9 @@ def copy_command(
     config.train = dataclasses.replace(config.train, seed=seed, device=device, progress=progress,
                                        **{k: v for k, v in train.items() if v is not None})  # fmt: skip
     if config.model.memory_slots < config.task.max_length + 1:
-        err_console.print(f"[yellow]warning:[/] {config.model.memory_slots} memory slots for patterns of up "
-                          f"to {config.task.max_length} vectors: the DNC may run out of memory.")  # fmt: skip
-    summary = train_copy(config)
+        print_warning(f"{config.model.memory_slots} memory slots for patterns of up to {config.task.max_length} "
+                      "vectors: the DNC may run out of memory.")
+    summary = train_copy(config, resume=resume, restart=restart)
 
     from rich.table import Table
 
@@ -83,6 +92,8 @@ def copy_command(
                   f"{summary['best_error']:.3f}", str(summary["best_step"]), summary["curriculum"],
                   f"{summary['elapsed_s'] / 60:.1f}")  # fmt: skip
     console.print(table)
-    console.print(f"run: {config.out} (metrics.jsonl, tb/, checkpoints/)", highlight=False, soft_wrap=True)
+    say(f"run: {config.out} (metrics.jsonl, tb/, checkpoints/)")
     for path in summary.get("plots", []):
-        console.print(f"plot: {path}", highlight=False, soft_wrap=True)
+        say(f"plot: {path}")
+    if summary["interrupted"]:
+        raise typer.Exit(EXIT_INTERRUPTED)

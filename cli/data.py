@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .common import console, err_console
+from .common import console, print_warning, say
 
 
 def data_command(
@@ -34,7 +34,7 @@ def data_command(
         loaded = load_babi(set_name=set_name, tasks=tasks, data_dir=data_dir)
         info = data_stats(loaded)
     for w in caught:
-        err_console.print(f"[yellow]warning:[/] {w.message}", highlight=False)
+        print_warning(str(w.message))
     if as_json:
         print(json.dumps(info, indent=2))
         return
@@ -49,10 +49,10 @@ def data_command(
     console.print(f"vocabulary: {info['vocab_size']} symbols (unknown words get id {info['unk_id']})",
                   highlight=False)
     revision = f" @ {source['revision'][:12]}" if source.get("revision") else ""
-    console.print(f"source: {source['kind']} {source['path']}{revision}", highlight=False)
+    say(f"source: {source['kind']} {source['path']}{revision}")
     console.print(f"sha256 ({source.get('sha256_of', 'archive')}): {info['sha256']}", highlight=False)
     if info["missing"]:
-        console.print(f"[yellow]missing files:[/] {', '.join(info['missing'])}", highlight=False)
+        say(f"missing files: {', '.join(info['missing'])}", style="yellow")
     else:
         console.print("missing files: none", highlight=False)
     if not stats:

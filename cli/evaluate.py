@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .common import console, err_console
+from .common import console, err_console, plain, print_error, print_warning, say
 
 
 def _eval_config(split: str, data_dir: Path | None, checkpoint: str, device: str, batch_size: int = 64,
@@ -47,14 +47,17 @@ def eval_command(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from babi_dnc.checkpoint import ensure_folder
     from babi_dnc.data import parse_task_spec
     from eval import report as reports
     from eval.aggregate import compare
     from eval.harness import evaluate_runs
 
     config = _eval_config(split, data_dir, checkpoint, device, batch_size, tasks)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+    if report is not None:
+        ensure_folder(report, "--report")  # before the evaluation, not after it
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
         bars: dict[str, int] = {}
 
         def progress(label: str, done: int, total: int) -> None:
@@ -63,7 +66,7 @@ def eval_command(
             bar.update(bars[label], completed=done)
 
         def on_error(path: Path, message: str) -> None:
-            err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+            print_error(message)
 
         results, failures = evaluate_runs(runs, config, on_error=on_error, progress=progress)
     if not results:
@@ -72,7 +75,7 @@ def eval_command(
         raise typer.Exit(2)
     for r in results:
         for note in r.notes:
-            err_console.print(f"[yellow]warning:[/] {r.label}: {note}", highlight=False)
+            print_warning(f"{r.label}: {note}")
     comparison = compare(results)
     if as_json:
         print(json.dumps(reports.to_json(comparison, failures), indent=2))
@@ -82,11 +85,10 @@ def eval_command(
         command = shlex.join(["babi-dnc", *sys.argv[1:]])
         paths = reports.write_report(comparison, report, reports.provenance(comparison, command),
                                      story_tasks=parse_task_spec(story_tasks) if story_tasks else None)
-        (err_console if as_json else console).print(f"report: {paths['report.html']} (and report.md, "
-                                                    "results.csv, questions.csv, plots/)", highlight=False)
+        say(f"report: {paths['report.html']} (and report.md, results.csv, questions.csv, plots/)", stderr=as_json)
     if failures:
-        err_console.print(f"[bold red]{len(failures)} run{'s' if len(failures) > 1 else ''} could not be "
-                          "evaluated[/] (see above); the table shows the others.", highlight=False)
+        print_error(f"{len(failures)} run{'s' if len(failures) > 1 else ''} could not be evaluated (see above); "
+                    "the table shows the others.")
         raise typer.Exit(2)
 
 
@@ -106,6 +108,8 @@ def viz_command(
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Plot the DNC's memory over one story: write and read weightings, usage, gates, read modes, links."""
+    from rich.text import Text
+
     from babi_dnc.pretrained import is_pretrained
     from eval.harness import expand_runs
     from eval.memory_plots import answers_by_question, viz_run
@@ -114,11 +118,11 @@ def viz_command(
     if out is None and is_pretrained(run):  # not into the installed package
         out = Path("viz")
     if len(runs) > 1:
-        err_console.print(f"{run} holds {len(runs)} runs: plotting {runs[0]}.", highlight=False)
+        say(f"{run} holds {len(runs)} runs: plotting {runs[0]}.", stderr=True)
     info = viz_run(runs[0], task=task, out=out, eval_config=_eval_config(split, data_dir, checkpoint, device),
                    story_id=story)  # fmt: skip
     console.print(f"task {info['task']}, {split} story {info['story_id']} ({info['length']} words):", highlight=False)
     for a in answers_by_question(info):
-        mark = "[green]right[/]" if a["correct"] else f"[red]wrong[/] (expected {a['expected']})"
-        console.print(f"  {a['question']} -> {a['predicted']}  {mark}", highlight=False)
-    console.print(f"memory plot: {info['path']}", highlight=False)
+        mark = plain("right", "green") if a["correct"] else plain(f"wrong (expected {a['expected']})", "red")
+        console.print(Text.assemble(plain(f"  {a['question']} -> {a['predicted']}  "), mark), soft_wrap=True)
+    say(f"memory plot: {info['path']}")

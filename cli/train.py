@@ -7,18 +7,21 @@ from typing import Annotated
 
 import typer
 
-from babi_dnc.errors import UserError
+from babi_dnc.errors import EXIT_INTERRUPTED, UserError
 
-from .common import console, err_console
+from .common import console, plain, say, show_warnings
 
 
 def train_command(
-    model: Annotated[str, typer.Option("--model", help="dnc, or lstm (the LSTM baseline).")] = "dnc",
+    model: Annotated[str | None, typer.Option("--model", help="dnc, or lstm (the LSTM baseline) (default: dnc)",
+                     show_default=False)] = None,
     preset: Annotated[str, typer.Option("--preset", help="paper (DNC1 / LSTM 512, RMSProp 1e-4), small "
                                         "(a CPU recipe, one task), joint (a CPU recipe, all tasks) or tiny "
                                         "(tests).")] = "paper",
-    set_name: Annotated[str, typer.Option("--set", help="en-10k or en.")] = "en-10k",
-    tasks: Annotated[str, typer.Option("--tasks", help="'all' or a list such as 1,2,5-7.")] = "all",
+    set_name: Annotated[str | None, typer.Option("--set", help="en-10k or en (default: en-10k)",
+                        show_default=False)] = None,
+    tasks: Annotated[str | None, typer.Option("--tasks", help="'all' or a list such as 1,2,5-7 (default: all)",
+                     show_default=False)] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="tasks_1-20_v1-2 folder or .tar.gz "
                         "(default: $BABI_DNC_DATA, else the Hugging Face Hub).", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option("--out", help="run directory (default: runs/<model>-<preset>)",
@@ -29,8 +32,12 @@ def train_command(
                           "processes together (default: the preset's)", show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help="seed of the first run")] = 0,
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="train K runs in OUT/seed-N (seed + N)")] = 1,
-    resume: Annotated[bool, typer.Option("--resume", help="continue OUT from its latest checkpoint (its "
-                      "saved model and data settings win; a missing run starts fresh)")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the run in OUT from its newest checkpoint "
+                      "that loads (latest, else best) with its saved model, data and training settings (training "
+                      "options given here replace those; another --model, --set or --tasks is refused); an OUT "
+                      "that does not exist yet starts a fresh run")] = False,
+    restart: Annotated[bool, typer.Option("--restart", help="delete the run in OUT and start over (the only way "
+                       "to begin again in a folder that holds a run)")] = False,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda (default: auto)",
                       show_default=False)] = None,
     amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="bfloat16 autocast on CUDA",
@@ -52,8 +59,8 @@ def train_command(
     clip_norm: Annotated[float | None, typer.Option("--clip-norm", help="also clip the global gradient "
                          "norm to this", show_default=False)] = None,
     max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="stop (and save) once the run "
-                           "has trained this long, resumed sessions included (default: the preset's)",
-                           show_default=False)] = None,
+                           "has trained this long, resumed sessions included; this counts as finished (exit "
+                           "status 0) (default: the preset's)", show_default=False)] = None,
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads (1 is fastest on "
                        "a busy machine) (default: the preset's)", show_default=False)] = None,
     augment: Annotated[bool | None, typer.Option("--augment/--no-augment", help="rename the people, places "
@@ -61,17 +68,25 @@ def train_command(
                        "small, off for paper)", show_default=False)] = None,
     eval_stories: Annotated[int | None, typer.Option("--eval-stories", min=1, help="validate on only the "
                             "first N validation stories of each task (quicker on a CPU)", show_default=False)] = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bar")] = True,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bar (warnings are shown "
+                        "either way)")] = True,
 ) -> None:
-    """Train the DNC or the LSTM baseline on bAbI (checkpoints, TensorBoard and metrics in OUT)."""
+    """Train the DNC or the LSTM baseline on bAbI (checkpoints, TensorBoard and metrics in OUT).
+
+    One training writes OUT at a time (OUT/.lock). Exit status: 0 finished (all steps, or the --max-minutes
+    limit reached), 2 an error to fix (nothing lost), 3 training diverged (the last good checkpoint is kept),
+    75 stopped by SIGTERM or SIGINT after saving (--resume continues).
+    """
     import dataclasses
-    import statistics
     import warnings
 
     from babi_dnc.babi_task import TRAIN_PRESETS, DataConfig, train_babi
     from babi_dnc.models import MODELS, PRESETS
     from babi_dnc.models import preset as model_preset
 
+    asked = {"model": model, "set_name": set_name, "tasks": tasks,
+             "data_dir": str(data_dir.resolve()) if data_dir else None}  # fmt: skip
+    model = model or "dnc"
     if model not in MODELS:
         raise UserError(f"--model must be one of {', '.join(MODELS)}, not {model!r}.")
     if preset not in PRESETS:
@@ -85,18 +100,24 @@ def train_command(
     overrides = {k: v for k, v in overrides.items() if v is not None}
     train_config = dataclasses.replace(TRAIN_PRESETS[preset], seed=seed, progress=progress, **overrides)
     model_config = model_preset(preset, model=model, embedding=embedding, bypass_dropout=bypass_dropout)
-    data_config = DataConfig(set_name=set_name, tasks=tasks, data_dir=str(data_dir.resolve()) if data_dir else None,
+    data_config = DataConfig(set_name=set_name or "en-10k", tasks=tasks or "all", data_dir=asked["data_dir"],
                              valid_stories=eval_stories)  # fmt: skip
-
-    def show_warning(message, category, *args, **kwargs):
-        err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
 
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.filterwarnings("ignore", message=".*torch.jit.script_method.*")  # torch's own, at import
-        warnings.showwarning = show_warning
+        warnings.showwarning = show_warnings
         summaries = train_babi(model_config, data_config, train_config, out, seeds=seeds, resume=resume,
-                               train_overrides={**overrides, "progress": progress})  # fmt: skip
+                               train_overrides={**overrides, "progress": progress}, restart=restart,
+                               asked=asked)  # fmt: skip
+    print_summaries(summaries, out, "" if resume else f", {preset} preset")
+    if any(s["interrupted"] for s in summaries):
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def print_summaries(summaries: list[dict], out: Path, preset_text: str) -> None:
+    """The table of the runs trained (and the mean over seeds), then what to do next."""
+    import statistics
 
     from rich.table import Table
 
@@ -104,21 +125,21 @@ def train_command(
 
     saved = read_config(summaries[0]["run_dir"])  # on --resume the run's own settings, not the options
     title = f"{saved['model']['model']} on bAbI {saved['data']['set_name']}, tasks {saved['data']['tasks']}"
-    table = Table(title=title + ("" if resume else f", {preset} preset"), title_justify="left")
+    table = Table(title=plain(title + preset_text), title_justify="left")
     for column in ("run", "steps", "best val error", "at step", "last val error", "minutes"):
         table.add_column(column, justify="left" if column == "run" else "right", overflow="fold")
     for s in summaries:
-        last = s["metrics"].get("error")
+        last, evaluated = s["metrics"].get("error"), s["best_step"] >= 0
         table.add_row(
-            s["run_dir"], str(s["step"]), f"{s['best_error']:.2%}" if s["best_step"] >= 0 else "n/a",
-            str(s["best_step"]), f"{last:.2%}" if last is not None else "n/a", f"{s['elapsed_s'] / 60:.1f}",
+            plain(s["run_dir"]), str(s["step"]), f"{s['best_error']:.2%}" if evaluated else "n/a",
+            str(s["best_step"]) if evaluated else "n/a", f"{last:.2%}" if last is not None else "n/a",
+            f"{s['elapsed_s'] / 60:.1f}",
         )  # fmt: skip
     console.print(table)
     best = [s["best_error"] for s in summaries if s["best_step"] >= 0]
     if len(best) > 1:
-        console.print(f"best validation error over {len(best)} runs: {statistics.mean(best):.2%} "
-                      f"± {statistics.stdev(best):.2%}", highlight=False)  # fmt: skip
-    if any(s["stopped"] for s in summaries):
-        console.print(f"stopped early: continue with `babi-dnc train --out {out} --resume`", highlight=False)
+        say(f"best validation error over {len(best)} runs: {statistics.mean(best):.2%} ± {statistics.stdev(best):.2%}")
+    if any(s["interrupted"] for s in summaries):
+        say(f"stopped early: continue with `babi-dnc train --out {out} --resume`")
     else:
-        console.print(f"test error: `babi-dnc eval {out}`", highlight=False)
+        say(f"test error: `babi-dnc eval {out}`")

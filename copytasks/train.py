@@ -24,6 +24,7 @@ from babi_dnc import viz
 from babi_dnc.checkpoint import load_trained
 from babi_dnc.dnc import DNC
 from babi_dnc.errors import UserError
+from babi_dnc.run_folder import start_mode
 from babi_dnc.train import TrainConfig, fit, seed_everything
 
 from .curriculum import Curriculum, CurriculumConfig
@@ -296,16 +297,16 @@ def load_copy_run(run_dir: str | Path, tag: str = "best", device: str | torch.de
     return load_trained(run_dir, build, tag=tag, device=device)
 
 
-def train_copy(config: CopyConfig, resume: bool = False) -> dict:
-    """Train a DNC on config.task with `fit`, then plot its memory; returns fit's summary (+ "plots")."""
+def train_copy(config: CopyConfig, resume: bool = False, restart: bool = False) -> dict:
+    """Train a DNC on config.task with `fit`, then plot its memory; returns fit's summary (+ "plots").
+    A folder that holds a run is refused unless resume or restart (babi_dnc/run_folder.py)."""
     out = Path(config.out)
-    if not resume and (out / "config.json").exists():
-        raise UserError(f"{out} already holds a run: choose another --out or delete it.")
+    start_mode(out, resume, restart)  # a refusal before the model is built
     seed_everything(config.train.seed)
     model = build_copy_model(config.model, config.task)
     task = CopyTask(config.task, config.curriculum, config.train.batch_size, config.train.seed, config.eval_size,
                     config.stop_when_solved)  # fmt: skip
-    summary = fit(model, task, config.train, out, config.to_save(), resume=resume)
+    summary = fit(model, task, config.train, out, config.to_save(), resume=resume, restart=restart)
     summary["curriculum"] = task.curriculum.describe()
     if config.plots:
         best, _ = load_copy_run(out, "best")

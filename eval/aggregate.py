@@ -205,6 +205,15 @@ class Comparison:
     def tasks_text(self) -> str:
         return format_task_spec(self.scored)
 
+    @property
+    def sets(self) -> list[str]:
+        """The bAbI sets our runs were trained on ("en-10k", "en")."""
+        return sorted({r.config.get("data", {}).get("set_name", "en-10k") for r in self.results}) or ["en-10k"]
+
+    @property
+    def sets_text(self) -> str:
+        return " and ".join(self.sets)
+
     def best_per_task(self) -> dict[int, set[str]]:
         """The column keys with the lowest error (to one decimal, as shown) in each row."""
         best = {}

@@ -182,6 +182,12 @@ def test_story_file_in_babi_format_is_graded(oracle, tiny_babi_dir, tmp_path):
     assert (score.questions, score.graded, score.right) == (questions, questions, questions)
     assert score.summary() == f"accuracy: {questions}/{questions} = 100.0%"
 
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # a byte order mark (Windows editors) changes nothing
+    again = StoryScore()
+    for _, _, reply in story_file_replies(oracle, path):
+        again.add(reply)
+    assert again == score and again.refused == 0
+
 
 def test_story_file_in_plain_format(oracle, tmp_path):
     path = tmp_path / "story.txt"
@@ -397,6 +403,19 @@ def test_cli_through_stdin(tiny_run, tiny_babi_dir, dnc):
     assert f"> Where is Mary?\n-> {expected}   (" in out
     assert "did you mean bathroom?" in out and "write weighting" in out and "test story" in out
     assert "ASCII" in out and "bye" in out and "Where is Sandra" not in out.split("> /quit")[1]
+
+
+def test_escape_sequences_from_a_pipe_are_shown_not_run(tiny_run):
+    from typer.testing import CliRunner
+
+    from app import app
+
+    lines = ["\x1b[31mMary\x1b[0m moved to the kitchen.", "\x1b]0;pwned\x07", "Where is \u202eMary?", "/quit"]
+    result = CliRunner().invoke(app, ["chat", str(tiny_run)], input="\n".join(lines) + "\n")
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output and "\u202e" not in result.output
+    assert "> \\x1b[31mMary\\x1b[0m moved to the kitchen." in result.output  # echoed as visible text
+    assert "\\x1b]0;pwned\\x07" in result.output and "\\u202eMary" in result.output
 
 
 def test_cli_story_file(tiny_run, tiny_babi_dir, tmp_path):

@@ -155,6 +155,9 @@ def test_parse_stories_multiword_answers_restarts_and_supporting_facts(tmp_path)
     ("3 Where is Mary?\tkitchen\t9", 3, "supporting"),          # a later line
     ("3 Where is Mary?\tkitchen\tone", 3, "supporting"),        # not a number
     ("3 ", 3, "line id"),                                       # no text
+    ("3 Where is Mary?", 3, "a question without a tab"),        # not silently a statement
+    ("3 Mary went\tto the kitchen.", 3, "a tab in a statement"),  # blamed on this line, not a later one
+    ("3 Where is Mary?\tkitchen\t²", 3, "supporting"),          # a digit that is not 0-9
 ])
 def test_malformed_line_names_file_and_line(tmp_path, bad_line, line_number, words):
     path = tmp_path / "qa1_single-supporting-fact_train.txt"
@@ -166,6 +169,23 @@ def test_malformed_line_names_file_and_line(tmp_path, bad_line, line_number, wor
     assert err.line_number == line_number
     assert f"en-10k/qa1_single-supporting-fact_train.txt:{line_number}:" in str(err)
     assert words in str(err)
+
+
+def test_a_byte_order_mark_is_not_a_malformed_line(tmp_path):
+    path = tmp_path / "qa8_lists-sets_train.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + QA8.encode())
+    assert parse_babi_file(path) == parse_babi_file(QA8.encode())
+    assert parse_babi_file(["\ufeff" + line for line in QA8.splitlines()[:1]] + QA8.splitlines()[1:]) == \
+        parse_babi_file(QA8.encode())
+
+
+def test_an_empty_training_file_is_named(tmp_path):
+    folder = write_folder(tmp_path / "data", train={1: 20, 8: 10}, test={1: 5})
+    (folder / "en-10k" / "qa8_lists-sets_train.txt").write_bytes(b"\xef\xbb\xbf\n \n")
+    with pytest.raises(DataError, match=r"qa8_lists-sets_train.txt in .* is empty \(no stories\), so re-download it "
+                       "or leave task 8 out of --tasks"):  # fmt: skip
+        load(folder, tmp_path)
+    assert set(load(folder, tmp_path, tasks="1").train["task"]) == {1}  # the other tasks still load
 
 
 def test_supporting_fact_may_not_point_at_a_question():

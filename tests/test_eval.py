@@ -320,3 +320,16 @@ def test_a_task_without_training_stories_is_shown_but_left_out_of_the_means(runs
     console.print(console_table(comparison))
     text = console.export_text()
     assert "8 lists-sets (untrained)" in text and "mean error, tasks 1" in text
+
+
+def test_the_table_names_the_runs_set_and_warns_that_en_is_not_en_10k(runs):
+    results, _ = evaluate_runs([runs["lstm"]], EvalConfig(device="cpu"))
+    console = Console(width=250, record=True)
+    console.print(console_table(compare(results)))
+    text = console.export_text()
+    assert "bAbI en-10k, test error" in text and "Caveat" not in text
+    results[0].config["data"]["set_name"] = "en"  # as if trained on the 1k set
+    console.print(console_table(compare(results)))
+    text = console.export_text()
+    assert "bAbI en, test error" in text and "bAbI en-10k," not in text
+    assert "Caveat: the published numbers are for en-10k" in text and "runs on en (1,000 per task)" in text

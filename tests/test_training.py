@@ -336,9 +336,11 @@ def test_train_command(tmp_path, tiny_babi_dir):
     assert load_checkpoint(out, "latest").step == 3
 
     again = runner.invoke(app, args)
-    assert again.exit_code == 2 and "--resume" in again.output
+    assert again.exit_code == 2 and "--resume" in again.output and "--restart" in again.output
 
-    more = runner.invoke(app, [*args[:4], "5", *args[5:], "--resume", "--model", "lstm"])  # the saved model wins
+    other = runner.invoke(app, [*args, "--resume", "--model", "lstm"])  # not silently the saved model
+    assert other.exit_code == 2 and "was trained with --model dnc, not --model lstm" in other.output
+    more = runner.invoke(app, [*args[:4], "5", *args[5:], "--resume", "--model", "dnc"])
     assert more.exit_code == 0, more.output
     assert "dnc on bAbI en-10k, tasks 1,8" in more.output
     assert load_checkpoint(out, "latest").step == 5

@@ -53,7 +53,7 @@ def story_file_replies(session: ChatSession, path: str | Path) -> Iterator[tuple
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte order mark is not part of the story
     except FileNotFoundError:
         raise DataError(f"story file {path} does not exist, so check the path.") from None
     except (OSError, UnicodeDecodeError) as e:

@@ -1,4 +1,6 @@
-"""The chat on a terminal: the interactive loop, and a story file's answers with their grades."""
+"""The chat on a terminal: the interactive loop, and a story file's answers with their grades. Text from
+the user, a pipe or a file is printed as it is (no rich markup) with control characters escaped
+(errors.printable), so escape sequences read from input never reach the terminal."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from pathlib import Path
 
 from rich.text import Text
 
+from ..errors import printable
 from .commands import ChatSession
 from .replies import Reply, format_top, verdict
 from .stories import StoryScore, story_file_replies
@@ -18,12 +21,12 @@ def render(console, reply: Reply, with_question: bool = False) -> None:
     """Print a reply with rich: answers in bold (green when right, red when wrong), refusals in yellow."""
     for item in reply.items:
         if isinstance(item, str):
-            console.print(Text(item, style=STYLES.get(reply.kind, "")), soft_wrap=True)
+            console.print(Text(printable(item), style=STYLES.get(reply.kind, "")), soft_wrap=True)
             continue
         good = {True: "bold green", False: "bold red", None: "bold"}[item.correct]
-        line = Text(f"{item.question}  " if with_question else "")
-        line.append("-> ", style="dim").append(item.text, style=good)
-        line.append("   (" + "  |  ".join(format_top(t) for t in item.top) + ")", style="dim")
+        line = Text(printable(f"{item.question}  ") if with_question else "")
+        line.append("-> ", style="dim").append(printable(item.text), style=good)
+        line.append(printable("   (" + "  |  ".join(format_top(t) for t in item.top) + ")"), style="dim")
         if verdict(item):
             line.append(f"  {verdict(item)}", style=good.replace("bold ", ""))
         console.print(line, soft_wrap=True)
@@ -44,18 +47,18 @@ def chat_loop(session: ChatSession, console, stdin=None) -> None:
             import readline  # noqa: F401  (line editing and history for input(); optional, and only a terminal needs it)
         except ImportError:
             pass
-    console.print(session.banner(), style="dim", highlight=False, soft_wrap=True)
+    console.print(Text(printable(session.banner()), style="dim"), soft_wrap=True)
     while True:
         try:
             line = console.input("[bold cyan]>[/] ") if tty else _read_plain(stdin)
             if not tty:
-                console.print(f"> {line}", highlight=False, markup=False, soft_wrap=True)
+                console.print(Text(printable(f"> {line}")), soft_wrap=True)
             reply = session.handle(line)
         except (EOFError, KeyboardInterrupt):
             console.print("\nbye", style="dim")
             return
         except Exception as e:  # a bug: say so in one line and keep the session alive
-            console.print(f"internal error ({type(e).__name__}: {e}); please report it", style="red", markup=False)
+            console.print(Text(printable(f"internal error ({type(e).__name__}: {e}); please report it"), style="red"))
             continue
         render(console, reply, with_question=False)
         if reply.quit:
@@ -76,10 +79,10 @@ def print_story_file(session: ChatSession, path: str | Path, console) -> StorySc
     for number, line, reply in story_file_replies(session, path):
         score.add(reply)
         if reply.kind == "rejected":
-            console.print(Text(f"line {number}: {line}\n  {reply.text}", style="yellow"), soft_wrap=True)
+            console.print(Text(printable(f"line {number}: {line}\n  {reply.text}"), style="yellow"), soft_wrap=True)
         elif reply.kind == "answer":
             render(console, Reply("answer", reply.answers), with_question=True)
         elif reply.kind != "fed":
             render(console, reply)
-    console.print(score.summary(), style="bold", highlight=False, soft_wrap=True)
+    console.print(Text(score.summary(), style="bold"), soft_wrap=True)
     return score

@@ -188,6 +188,10 @@ def load_babi(set_name: str = "en-10k", tasks: str | int | Iterable[int] = "all"
     if not any(n in files for n in requested):
         raise DataError(f"none of the requested bAbI files ({set_name}, tasks {format_task_spec(tasks)}) is in "
                         f"{source.path}, so point --data-dir at a complete {ARCHIVE_ROOT} folder or archive.")
+    empty = [n for n in requested if n in files and not files[n].removeprefix(b"\xef\xbb\xbf").strip()]
+    if empty:
+        raise DataError(f"{empty[0]} in {source.path} is empty (no stories), so re-download it or leave task "
+                        f"{task_of_file(empty[0])} out of --tasks.")  # fmt: skip
     notes = _missing_notes(set_name, tasks, missing, own_vocab=vocab is None)
     if notes:
         warnings.warn(" ".join(notes), MissingDataWarning, stacklevel=2)

@@ -32,7 +32,9 @@ def parse_babi_file(source: str | Path | bytes | Iterable[str], name: str | None
       supporting     list[list[int]]  per question, the supporting facts as 0-based indices into
                                       `sentences` (the file's line ids, translated)
       question_after list[int]        per question, how many sentences come before it
-    Blank lines are skipped. Anything else raises MalformedLineError (a DataError) naming file:line.
+    Blank lines and a UTF-8 byte order mark are skipped. A question is a line whose text ends in '?'
+    before its tab; a question without a tab, or a statement with one, is malformed. Anything malformed
+    raises MalformedLineError (a DataError) naming file:line.
     """
     lines, name = _lines(source, name)
     stories: list[dict] = []
@@ -41,7 +43,7 @@ def parse_babi_file(source: str | Path | bytes | Iterable[str], name: str | None
     last_id = 0
     for number, line in enumerate(lines, start=1):
         id_text, _, text = line.partition(" ")
-        if not id_text.isdigit() or not text or text.isspace():
+        if not (id_text.isascii() and id_text.isdigit()) or not text or text.isspace():
             if not line or line.isspace():  # blank lines (and a final newline) are skipped
                 continue
             raise MalformedLineError(name, number, "expected a line id, a space and text")
@@ -56,6 +58,8 @@ def parse_babi_file(source: str | Path | bytes | Iterable[str], name: str | None
         last_id = line_id
         if "\t" in text:
             _add_question(story, text, line_to_sentence, name, number)
+        elif text.rstrip().endswith("?"):
+            raise MalformedLineError(name, number, "a question without a tab and its answer")
         else:  # a statement
             line_to_sentence[line_id] = len(story["sentences"])
             story["sentences"].append(text.strip())
@@ -73,9 +77,10 @@ def _lines(source: str | Path | bytes | Iterable[str], name: str | None) -> tupl
             raise DataError(f"cannot read bAbI file {path} ({e.strerror}), so check the path.") from None
     name = name or "<lines>"
     if not isinstance(source, bytes):
-        return (line.rstrip("\r\n") for line in source), name
+        return (line.rstrip("\r\n").removeprefix("\ufeff") if i == 0 else line.rstrip("\r\n")
+                for i, line in enumerate(source)), name  # fmt: skip
     try:
-        return source.decode("utf-8").replace("\r\n", "\n").split("\n"), name
+        return source.decode("utf-8-sig").replace("\r\n", "\n").split("\n"), name
     except UnicodeDecodeError as e:
         raise DataError(f"{name} is not UTF-8 text (byte {e.start}), so re-download it.") from None
 
@@ -83,6 +88,9 @@ def _lines(source: str | Path | bytes | Iterable[str], name: str | None) -> tupl
 def _add_question(story: dict, text: str, line_to_sentence: dict[int, int], name: str, number: int) -> None:
     """Add the question line `text` ("question<TAB>answer[<TAB>supporting ids]") to `story`."""
     fields = text.split("\t")
+    if not fields[0].rstrip().endswith("?"):
+        raise MalformedLineError(name, number, "a tab in a statement (only a question, ending in '?', has a tab "
+                                 "and an answer)")  # fmt: skip
     if len(fields) > 3:
         raise MalformedLineError(name, number, f"{len(fields) - 1} tabs in a question line, not 2")
     question, answer = fields[0].strip(), fields[1].strip()
@@ -90,7 +98,7 @@ def _add_question(story: dict, text: str, line_to_sentence: dict[int, int], name
         raise MalformedLineError(name, number, "a question line needs a question and an answer")
     support = fields[2].split() if len(fields) == 3 else []
     try:
-        if support and not "".join(support).isdigit():
+        if support and not ("".join(support).isascii() and "".join(support).isdigit()):
             raise KeyError
         support_index = [line_to_sentence[int(s)] for s in support]
     except KeyError:

@@ -47,21 +47,28 @@ The Task protocol
     Trains for `train_config.max_steps` steps (a step is one batch, whether or not the update was taken),
     evaluates every `eval_every` steps (and at the end), and keeps RUN/checkpoints/best (lowest validation
     error) and RUN/checkpoints/latest (written at step 0, at every evaluation, every `checkpoint_every`
-    steps, every `checkpoint_minutes` of training and at the end; see checkpoint.py for the layout). With
-    resume=True it continues from RUN/checkpoints/latest (if there is one; else it starts afresh) with
-    the saved optimiser, scheduler, RNG and task state: on CPU with a fixed seed the weights are
-    bit-identical to those of an unbroken run. Returns a summary dict: run_dir, step, best_error,
-    best_step, metrics (last evaluation), stopped (by a signal or the time limit), stop_reason,
-    nonfinite (skipped updates), reloads, elapsed_s (training time, all sessions of the run).
+    steps, every `checkpoint_minutes` of training and at the end; see checkpoint.py for the layout). The
+    run folder is the call's alone while it runs (RUN/.lock; run_folder.py): a folder that holds a run is
+    refused unless resume=True, which continues from its newest checkpoint that loads (latest, else best)
+    with the saved optimiser, scheduler, RNG and task state (on CPU with a fixed seed the weights are
+    bit-identical to those of an unbroken run), or restart=True, which deletes it first. The training
+    settings are checked first (TrainConfig.check). Returns a summary dict: run_dir, step, best_error,
+    best_step, metrics (last evaluation), stopped (by a signal or the time limit), interrupted (by a
+    signal), stop_reason, nonfinite (skipped updates), reloads, elapsed_s (training time, all sessions).
 
 Safety nets
 -----------
 - Non-finite loss or gradient norm: the update is skipped and logged ({"kind": "nonfinite"} in
   metrics.jsonl). After `nonfinite_patience` in a row, the model and optimiser are reloaded from the last
-  good checkpoint and the learning rate is multiplied by `lr_backoff` ({"kind": "reload"}). A model with
-  non-finite weights is never saved. One host sync per step reads the loss and the gradient norm.
-- SIGINT / SIGTERM: the current step finishes, "latest" is saved and fit returns (stopped=True). A
-  second Ctrl-C interrupts at once.
+  good checkpoint and the learning rate is multiplied by `lr_backoff` ({"kind": "reload"}). After
+  `nonfinite_reloads` reloads with no checkpoint saved from a taken update in between, fit gives up
+  ({"kind": "diverged"}, TrainingDiverged). Weights that are not finite, or whose norm grew more than
+  `max_weight_growth` times since the last save, are never saved ({"kind": "refused_save"}). A logging
+  window whose updates were all skipped logs no loss. One host sync per step reads the loss and the
+  gradient norm. Warnings go to the terminal with or without the progress display.
+- SIGINT / SIGTERM: the current step finishes, "latest" is saved and fit returns (stopped=True,
+  interrupted=True). A second Ctrl-C interrupts at once. A failed write (a full disk) raises
+  CheckpointError and leaves the previous checkpoint as it was.
 - Gradient clipping: the paper's clip of the controller activations' gradients to [-10, 10] is a model
   option (ModelConfig.clip_activation_grad); `clip_grad_norm` adds global norm clipping.
 

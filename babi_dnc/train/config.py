@@ -1,10 +1,12 @@
-"""How to train: one dataclass, saved as config.json["train"] of every run."""
+"""How to train: one dataclass, saved as config.json["train"] of every run, and the one check of its values."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 
 from ..config import JsonConfig
+from ..errors import UserError
 
 
 @dataclass
@@ -36,6 +38,50 @@ class TrainConfig(JsonConfig):
     threads: int | None = None  # torch.set_num_threads (1 is fastest on a busy CPU)
     nonfinite_patience: int = 10  # non-finite steps in a row before reloading the last checkpoint
     lr_backoff: float = 0.5  # learning-rate factor after such a reload
+    nonfinite_reloads: int = 3  # reloads in a row (no checkpoint saved in between) before the run gives up
+    max_weight_growth: float | None = 100.0  # a checkpoint is refused when the weights' norm grew more than
+    # this many times since the last one (weights that exploded, though finite); None: never
     augment: bool = False  # bAbI: rename the entities of each training story at random (see augment.py)
     progress: bool = True  # rich progress bar on a terminal
     tensorboard: bool = True
+
+    def check(self) -> None:
+        """UserError naming the first setting out of range, as its `train` option where it has one."""
+        for f in fields(self):
+            rule = RULES.get(f.name)
+            value = getattr(self, f.name)
+            if rule is not None and not (value is None and rule[2]) and not _holds(rule, value):
+                name = OPTIONS.get(f.name, f"the training setting {f.name}")
+                raise UserError(f"{name} must be {rule[0]}, not {value!r}.")
+
+
+def _holds(rule: tuple, value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and rule[1](value)
+
+
+# setting -> (what it must be, test, None allowed)
+RULES = {
+    "lr": ("a positive number", lambda v: v > 0, False),
+    "momentum": ("a number from 0 to 1", lambda v: 0 <= v <= 1, False),
+    "rmsprop_alpha": ("a number from 0 to 1", lambda v: 0 <= v <= 1, False),
+    "eps": ("a positive number", lambda v: v > 0, True),
+    "weight_decay": ("zero or more", lambda v: v >= 0, False),
+    "warmup_steps": ("zero or more steps", lambda v: v >= 0, False),
+    "clip_grad_norm": ("a positive number", lambda v: v > 0, True),
+    "batch_size": ("at least 1", lambda v: v >= 1, False),
+    "max_steps": ("zero or more steps", lambda v: v >= 0, False),
+    "max_minutes": ("a positive number of minutes", lambda v: v > 0, True),
+    "eval_every": ("zero (never) or more steps", lambda v: v >= 0, False),
+    "log_every": ("at least 1", lambda v: v >= 1, False),
+    "checkpoint_every": ("zero (never) or more steps", lambda v: v >= 0, False),
+    "checkpoint_minutes": ("zero or more minutes", lambda v: v >= 0, True),
+    "image_every": ("zero (never) or more evaluations", lambda v: v >= 0, False),
+    "eval_batch_size": ("at least 1", lambda v: v >= 1, False),
+    "threads": ("at least 1", lambda v: v >= 1, True),
+    "nonfinite_patience": ("at least 1", lambda v: v >= 1, False),
+    "lr_backoff": ("a number above 0 and at most 1", lambda v: 0 < v <= 1, False),
+    "nonfinite_reloads": ("zero or more", lambda v: v >= 0, False),
+    "max_weight_growth": ("a number above 1", lambda v: v > 1, True),
+}
+OPTIONS = {"lr": "--lr", "clip_grad_norm": "--clip-norm", "batch_size": "--batch-size", "max_steps": "--max-steps",
+           "max_minutes": "--max-minutes", "eval_every": "--eval-every", "threads": "--threads"}  # fmt: skip

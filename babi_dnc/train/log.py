@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -11,9 +12,13 @@ import numpy as np
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 
+from ..checkpoint import io_reason
+from ..errors import CheckpointError
+
 
 class MetricsLog:
-    """RUN/metrics.jsonl (one JSON object per line) and TensorBoard scalars; a no-op off process 0."""
+    """RUN/metrics.jsonl (one JSON object per line) and TensorBoard scalars; a no-op off process 0.
+    A write that fails (a full disk) raises CheckpointError with the reason."""
 
     def __init__(self, run_dir: Path, enabled: bool, tensorboard: bool, resume_step: int | None):
         self.enabled = enabled
@@ -21,20 +26,30 @@ class MetricsLog:
         self.writer = None
         if not enabled:
             return
-        if resume_step is not None and self.path.exists():  # drop what the interrupted run logged later
-            lines = [line for line in self.path.read_text().splitlines() if line.strip()]
-            kept = [line for line in lines if _step_of(line) <= resume_step]
-            self.path.write_text("".join(line + "\n" for line in kept))
-        self.file = open(self.path, "a", buffering=1)  # noqa: SIM115 - closed in close()
-        if tensorboard:
-            purge = resume_step + 1 if resume_step is not None else None  # drop the interrupted run's later events
-            self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=purge)
+        try:
+            if resume_step is not None and self.path.exists():  # drop what the interrupted run logged later
+                lines = [line for line in self.path.read_text().splitlines() if line.strip()]
+                kept = [line for line in lines if _step_of(line) <= resume_step]
+                self.path.write_text("".join(line + "\n" for line in kept))
+            self.file = open(self.path, "a", buffering=1)  # noqa: SIM115 - closed in close()
+            if tensorboard:
+                purge = resume_step + 1 if resume_step is not None else None  # drop the interrupted run's later events
+                self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=purge)
+        except OSError as e:
+            raise self._failed(e) from None
+
+    def _failed(self, error: OSError) -> CheckpointError:
+        return CheckpointError(f"cannot write {self.path} ({io_reason(error, self.path.parent)}): free some space or "
+                               "fix the folder's permissions, then continue with --resume.")  # fmt: skip
 
     def log(self, step: int, kind: str, **values) -> None:
         if not self.enabled:
             return
         row = {"step": step, "kind": kind, "time": round(time.time(), 3), **values}
-        self.file.write(json.dumps(row, default=_json_default) + "\n")
+        try:
+            self.file.write(json.dumps(row, default=_json_default) + "\n")
+        except OSError as e:
+            raise self._failed(e) from None
         if self.writer is not None:
             for key, value in values.items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
@@ -46,7 +61,8 @@ class MetricsLog:
 
     def close(self) -> None:
         if self.enabled:
-            self.file.close()
+            with contextlib.suppress(OSError):  # the last buffered line of a full disk
+                self.file.close()
             if self.writer is not None:
                 self.writer.close()
 

@@ -2,7 +2,8 @@
 
     setup       device, threads, optimiser and schedule, resume or seed, run files, compile, DDP
     step        forward and backward of one global batch, one host sync, the update if it is finite
-    non-finite  a skipped update is logged; after `nonfinite_patience` in a row, reload the last checkpoint
+    non-finite  a skipped update is logged; after `nonfinite_patience` in a row, reload the last checkpoint;
+                after `nonfinite_reloads` reloads in a row without progress, give up (TrainingDiverged)
     logging     metrics.jsonl, TensorBoard and the progress line every `log_every` steps
     evaluation  every `eval_every` steps: validation on process 0, "best" checkpoint, early stop
     saving      "latest" at evaluations, every `checkpoint_every` steps and every `checkpoint_minutes`
@@ -19,12 +20,15 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.distributed as dist
+from rich.text import Text
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..checkpoint import has_checkpoint, load_checkpoint, save_checkpoint, unwrap, write_run_files
+from ..checkpoint import Checkpoint, load_weights, save_checkpoint, unwrap, write_run_files
 from ..dnc import compile_model
+from ..errors import CheckpointError, TrainingDiverged
 from ..malloc import retain_freed_memory
+from ..run_folder import open_run_folder, resume_checkpoint
 from .config import TrainConfig
 from .distributed import DistEnv, batch_rows, init_distributed, resolve_device, shard_batch, to_device
 from .log import MetricsLog
@@ -55,8 +59,12 @@ def _call_optional(task, name: str, *args, default=None):
     return fn(*args) if callable(fn) else default
 
 
-def _params_finite(model: nn.Module) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+def _weights_norm(model: nn.Module) -> float:
+    """The global L2 norm of the parameters, in float64 (no overflow of finite weights); NaN when one is
+    not finite."""
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        return math.nan
+    return math.sqrt(sum(float(p.detach().double().square().sum()) for p in model.parameters()))
 
 
 @dataclass
@@ -89,13 +97,11 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ setup
 
     def __init__(self, model: nn.Module, task: Task, cfg: TrainConfig, run_dir: Path, config_to_save: dict,
-                 vocab: Any, resume: bool):  # fmt: skip
-        self.task, self.cfg, self.run_dir = task, cfg, run_dir
+                 vocab: Any, checkpoint: Checkpoint | None, notes: list[str]):  # fmt: skip
+        self.task, self.cfg, self.run_dir, self.notes = task, cfg, run_dir, notes
         self.env: DistEnv = init_distributed(cfg.device)
         self.device = resolve_device(cfg.device, self.env)
         self.threads_before = torch.get_num_threads()
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)  # restored by close()
         if self.device.type == "cpu":
             retain_freed_memory()  # no page faults through fresh link matrices every step (malloc.py)
         self.amp = cfg.amp and self.device.type == "cuda"
@@ -103,12 +109,14 @@ class Trainer:
         self.raw.train()
         self.optimizer = make_optimizer(self.raw.parameters(), cfg)
         self.schedule = LRSchedule(cfg)
-        self.counters = {"nonfinite": 0, "streak": 0, "reloads": 0, "evals": 0, "best_error": math.inf,
-                         "best_step": -1, "elapsed": 0.0}  # fmt: skip
+        self.counters = {"nonfinite": 0, "streak": 0, "reloads": 0, "reloads_in_a_row": 0, "evals": 0,
+                         "best_error": math.inf, "best_step": -1, "elapsed": 0.0}  # fmt: skip
         self.step, self.last_metrics = 0, {}
-        self.resumed = resume and has_checkpoint(run_dir, "latest")
-        if self.resumed:
-            self._restore()
+        self.saved_norm: float | None = None  # the weights' norm at the last save (exploded weights are refused)
+        self.updated_since_reload = False
+        self.resumed = checkpoint is not None
+        if checkpoint is not None:
+            self._restore(checkpoint)
         else:
             seed_everything(cfg.seed)
         if self.env.is_main:  # on resume too: config.json then holds the settings the run continues with
@@ -121,36 +129,50 @@ class Trainer:
             self.forward_model = DistributedDataParallel(self.raw, device_ids=device_ids)
         self.log = MetricsLog(run_dir, self.env.is_main, cfg.tensorboard, self.step if self.resumed else None)
         self.unit = getattr(task, "unit", "sequences")
-        self.display = ProgressDisplay(cfg.progress and self.env.is_main, cfg.max_steps, self.step, self.unit)
+        self.display = ProgressDisplay(cfg.progress, cfg.max_steps, self.step, self.unit, main=self.env.is_main)
         self.params = [p for p in self.raw.parameters() if p.requires_grad]
         self.last_save = time.perf_counter()
         self.t_start, self.elapsed_before = time.perf_counter(), self.counters["elapsed"]
         self.window = Window()
         self.evaluated_at = self.saved_at = -1
+        self.released = False
 
-    def _restore(self) -> None:
-        """Continue from RUN/checkpoints/latest: weights, optimiser, schedule, RNG, task, counters."""
-        ckpt = load_checkpoint(self.run_dir, "latest", model=self.raw, map_location="cpu")
-        trainer = ckpt.trainer
-        self.optimizer.load_state_dict(trainer["optimizer"])
-        self.schedule.load_state_dict(trainer["scheduler"])
-        set_rng_state(trainer["rng"])
-        self.task.load_state_dict(trainer["task"])
-        self.counters.update(trainer["counters"])
-        self.step, self.last_metrics = int(trainer["step"]), dict(ckpt.meta.get("metrics", {}))
+    def _restore(self, ckpt: Checkpoint) -> None:
+        """Continue from a checkpoint (open_run_folder chose it): weights, optimiser, schedule, RNG, task,
+        counters; CheckpointError when it does not fit this model, optimiser or task."""
+        try:
+            trainer = ckpt.trainer or {}
+            load_weights(self.raw, ckpt.weights, source=ckpt.path)
+            self.optimizer.load_state_dict(trainer["optimizer"])
+            self.schedule.load_state_dict(trainer["scheduler"])
+            set_rng_state(trainer["rng"])
+            self.task.load_state_dict(trainer["task"])
+            self.counters.update(trainer["counters"])
+            self.step, self.last_metrics = int(trainer["step"]), dict(ckpt.meta.get("metrics", {}))
+        except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as e:
+            raise CheckpointError(f"checkpoint {ckpt.path} does not fit this run ({type(e).__name__}: "
+                                  f"{str(e)[:120]}): pass --restart to start over.") from None  # fmt: skip
+        self.saved_norm = _weights_norm(self.raw)
 
     def begin(self) -> None:
-        """The start line of the log and the first "latest" checkpoint of a fresh run."""
+        """The first "latest" checkpoint of a fresh run, the start line of the log, the notes of
+        open_run_folder and where the run starts."""
+        if self.cfg.threads:
+            torch.set_num_threads(self.cfg.threads)  # restored by release()
         parameters = sum(p.numel() for p in self.params)
-        if self.env.is_main and not self.resumed:
-            self.log.log(0, "start", parameters=parameters, device=str(self.device), world_size=self.env.world_size)
         if not self.resumed:
             self.save("latest")  # the last good checkpoint for the non-finite guard, and a loadable run at once
-        self.display.line(
-            f"{'resuming' if self.resumed else 'training'} {self.run_dir} at step {self.step}/{self.cfg.max_steps} "
-            f"on {self.device}" + (f" x{self.env.world_size}" if self.env.active else "")
-            + f" ({parameters:,} parameters)"
-        )
+            if self.env.is_main:
+                self.log.log(0, "start", parameters=parameters, device=str(self.device),
+                             world_size=self.env.world_size)  # fmt: skip
+        for note in self.notes:
+            self.display.note(note)
+        where = (f" {self.run_dir} at step {self.step}/{self.cfg.max_steps} on {self.device}"
+                 + (f" x{self.env.world_size}" if self.env.active else "") + f" ({parameters:,} parameters)")
+        if self.resumed:
+            self.display.note("resuming" + where, style="")
+        else:
+            self.display.line("training" + where)
         self.window = Window()  # the speed counts from here
 
     def elapsed(self) -> float:
@@ -197,6 +219,7 @@ class Trainer:
         if result.finite:
             self.optimizer.step()
             self.counters["streak"] = 0
+            self.updated_since_reload = True
             self._add_to_window(result, stats)
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
@@ -217,24 +240,44 @@ class Trainer:
 
     def skip_nonfinite(self, result: StepResult) -> None:
         """Log a skipped update; after `nonfinite_patience` in a row, reload the model and optimiser from
-        the last good checkpoint and lower the learning rate by `lr_backoff`."""
-        c, step = self.counters, self.step
+        the last good checkpoint and lower the learning rate by `lr_backoff`; after `nonfinite_reloads`
+        such reloads with no checkpoint saved from a taken update in between, give up."""
+        c, step, patience = self.counters, self.step, self.cfg.nonfinite_patience
         c["nonfinite"] += 1
         c["streak"] += 1
         self.log.log(step, "nonfinite", loss=result.loss, grad_norm=result.grad_norm, count=c["nonfinite"],
                      streak=c["streak"])  # fmt: skip
-        self.display.line(f"[yellow]step {step}: non-finite loss or gradient, update skipped "
-                          f"({c['streak']} in a row, {c['nonfinite']} in all)")  # fmt: skip
-        if c["streak"] < self.cfg.nonfinite_patience:
+        if c["streak"] == 1:
+            self.display.note(f"step {step}: non-finite loss or gradient, update skipped ({c['nonfinite']} in all; "
+                              f"after {patience} in a row the last checkpoint is reloaded)")  # fmt: skip
+        if c["streak"] < patience:
             return
-        ckpt = load_checkpoint(self.run_dir, "latest", model=self.raw, map_location="cpu")
+        if c["reloads_in_a_row"] >= self.cfg.nonfinite_reloads:
+            self._give_up()
+        ckpt, _ = resume_checkpoint(self.run_dir)  # latest, else best (latest is missing after a resume from best)
+        load_weights(self.raw, ckpt.weights, source=ckpt.path)
         self.optimizer.load_state_dict(ckpt.trainer["optimizer"])
         self.schedule.lr_scale *= self.cfg.lr_backoff
+        self.saved_norm = _weights_norm(self.raw)
         c["streak"] = 0
         c["reloads"] += 1
+        c["reloads_in_a_row"] += 1
+        self.updated_since_reload = False
         self.log.log(step, "reload", from_step=ckpt.step, lr_scale=self.schedule.lr_scale)
-        self.display.line(f"[yellow]step {step}: reloaded the checkpoint of step {ckpt.step}, "
-                          f"learning rate x{self.schedule.lr_scale:g}")  # fmt: skip
+        self.display.note(f"step {step}: {patience} non-finite steps in a row: reloaded the checkpoint of step "
+                          f"{ckpt.step}, learning rate x{self.schedule.lr_scale:g} (reload {c['reloads_in_a_row']} "
+                          f"of {self.cfg.nonfinite_reloads} before giving up)")  # fmt: skip
+
+    def _give_up(self) -> None:
+        """The guard's last word: log it and raise TrainingDiverged (the last good checkpoint stays)."""
+        c, lr = self.counters, self.cfg.lr * self.schedule.lr_scale
+        self.log.log(self.step, "diverged", reloads=c["reloads_in_a_row"], lr=lr)
+        raise TrainingDiverged(
+            f"training diverged at step {self.step}: the loss or gradient stayed non-finite after "
+            f"{c['reloads_in_a_row']} reloads of the last good checkpoint (learning rate lowered to {lr:.3g}), "
+            f"so lower --lr (it is {self.cfg.lr:g}) or set --clip-norm and continue with --resume from the "
+            "checkpoint kept in checkpoints/latest."
+        )
 
     # ---------------------------------------------------------------------------------------- logging
 
@@ -260,12 +303,16 @@ class Trainer:
         if "correct" in sums and sums.get("tokens"):
             values["accuracy"] = sums["correct"] / sums["tokens"]
         values.update({k: v / n for k, v in sums.items() if k not in ("correct", "tokens")})
+        if not w.steps:  # every update of the window was skipped: no loss to report
+            values = {"lr": lr, f"{unit}_per_s": speed}
+        values["skipped"] = w.batches - w.steps
         self.log.log(step, "train", **values, nonfinite=self.counters["nonfinite"], elapsed_s=round(self.elapsed(), 2))
         self.display.update(step, loss=f"{values['loss']:.4f}" if w.steps else "n/a",
                             speed=f"{speed:.1f} {unit}/s", extra=self._task_fields())  # fmt: skip
         if not self.display.live and self.display.enabled:
             eta = (self.cfg.max_steps - step) * (now - w.t) / max(w.batches, 1)
-            self.display.line(f"step {step}/{self.cfg.max_steps} loss {values['loss']:.4f} {speed:.1f} {unit}/s "
+            loss = f"{values['loss']:.4f}" if w.steps else "n/a (all updates skipped)"
+            self.display.line(f"step {step}/{self.cfg.max_steps} loss {loss} {speed:.1f} {unit}/s "
                               f"val {self.display.fields['val']} ETA {eta / 60:.1f} min")  # fmt: skip
         self.window = Window(t=now)
 
@@ -300,7 +347,7 @@ class Trainer:
             c["best_error"], c["best_step"] = metrics["error"], step
         self.log.log(step, "eval", **metrics, best_error=c["best_error"])
         summary = _call_optional(self.task, "summary", metrics, default=f"error {metrics['error']:.2%}")
-        self.display.line(f"step {step}: {summary}" + ("  [green](best)" if is_best else ""))
+        self.display.line(Text.assemble(f"step {step}: {summary}", ("  (best)" if is_best else "", "green")))
         self.display.update(step, val=f"{metrics['error']:.2%} (best {c['best_error']:.2%})")
         if self.env.is_main and self.cfg.image_every and c["evals"] % self.cfg.image_every == 1 % self.cfg.image_every:
             self._log_memory_image()
@@ -325,22 +372,35 @@ class Trainer:
     # ----------------------------------------------------------------------------------------- saving
 
     def save(self, tag: str) -> bool:
-        """Save checkpoint `tag` on process 0 unless the weights are not finite; all processes wait."""
-        ok = True
+        """Save checkpoint `tag` on process 0 unless the weights went bad (not finite, or their norm grew
+        more than `max_weight_growth` times since the last save); all processes wait. True if saved."""
         if tag == "latest":
             self.last_save = time.perf_counter()
-        if self.env.is_main:
-            if _params_finite(self.raw):
-                self.counters["elapsed"] = self.elapsed()
-                meta = {"step": self.step, "metrics": self.last_metrics, "elapsed_s": self.counters["elapsed"]}
-                save_checkpoint(self.run_dir, tag, self.raw, self.trainer_state(), meta)
-            else:
-                ok = False
-                self.log.log(self.step, "refused_save", tag=tag, reason="non-finite weights")
-                self.display.line(f"[red]step {self.step}: weights are not finite, checkpoint '{tag}' not saved")
+        norm = _weights_norm(self.raw)
+        problem = self._weights_problem(norm)
+        if problem is not None:
+            self.log.log(self.step, "refused_save", tag=tag, reason=problem)
+            self.display.note(f"step {self.step}: {problem}: checkpoint '{tag}' not saved", style="red")
+        else:
+            self.saved_norm = norm
+            if tag == "latest" and self.updated_since_reload:
+                self.counters["reloads_in_a_row"] = 0  # training moved on from the last reload
+        if problem is None and self.env.is_main:
+            self.counters["elapsed"] = self.elapsed()
+            meta = {"step": self.step, "metrics": self.last_metrics, "elapsed_s": self.counters["elapsed"]}
+            save_checkpoint(self.run_dir, tag, self.raw, self.trainer_state(), meta)
         if self.env.active:
             dist.barrier()
-        return ok
+        return problem is None
+
+    def _weights_problem(self, norm: float) -> str | None:
+        """Why weights of global norm `norm` may not be saved, or None."""
+        if not math.isfinite(norm):
+            return "weights are not finite"
+        growth, before = self.cfg.max_weight_growth, self.saved_norm
+        if growth and before and norm > growth * before:
+            return f"weights exploded (norm {norm:.3g}, {norm / before:.3g} times that of the last checkpoint)"
+        return None
 
     def trainer_state(self) -> dict:
         """Everything besides the weights that resuming needs (trainer.pt)."""
@@ -372,17 +432,29 @@ class Trainer:
     def close(self, stopped: bool, stop_reason: str) -> dict:
         """Log how the run ended, release the log and the display, restore the threads; the summary."""
         self.counters["elapsed"] = self.elapsed()
+        interrupted = stopped and stop_reason != "time limit"
         if stopped:
             self.log.log(self.step, "stopped", reason=stop_reason)
-            self.display.line(f"stopped at step {self.step} ({stop_reason}); resume with --resume")
-        self.display.close()
-        self.log.close()
-        torch.set_num_threads(self.threads_before)
+        if interrupted:
+            self.display.note(f"stopped by {stop_reason} at step {self.step}, saved: continue with --resume")
+        elif stopped:
+            self.display.note(f"time limit of {self.cfg.max_minutes:g} minutes reached at step {self.step}, saved: "
+                              "--resume with a larger --max-minutes trains on", style="")  # fmt: skip
+        self.release()
         c = self.counters
         return {"run_dir": str(self.run_dir), "step": self.step, "best_error": c["best_error"],
                 "best_step": c["best_step"], "metrics": self.last_metrics, "stopped": stopped,
-                "stop_reason": stop_reason, "nonfinite": c["nonfinite"], "reloads": c["reloads"],
-                "elapsed_s": c["elapsed"]}  # fmt: skip
+                "interrupted": interrupted, "stop_reason": stop_reason, "nonfinite": c["nonfinite"],
+                "reloads": c["reloads"], "elapsed_s": c["elapsed"]}  # fmt: skip
+
+    def release(self) -> None:
+        """Close the display and the log, restore the threads (once; also after an error)."""
+        if self.released:
+            return
+        self.released = True
+        self.display.close()
+        self.log.close()
+        torch.set_num_threads(self.threads_before)
 
 
 def fit(
@@ -393,13 +465,31 @@ def fit(
     config_to_save: dict,
     vocab: Any = None,
     resume: bool = False,
+    restart: bool = False,
 ) -> dict:
-    """Train `model` on `task`; see the package docstring for the protocol, the files and the summary."""
-    run = Trainer(model, task, train_config, Path(run_dir), config_to_save, vocab, resume)  # setup
+    """Train `model` on `task`; see the package docstring for the protocol, the files and the summary.
+
+    The run folder is this call's alone while it runs (run_folder.py): resume continues from its newest
+    checkpoint that loads, restart deletes the run it holds, neither refuses a folder that holds a run.
+    """
+    train_config.check()
+    run_dir = Path(run_dir)
+    env = init_distributed(train_config.device)
+    barrier = dist.barrier if env.active else (lambda: None)
+    with open_run_folder(run_dir, resume, restart, env.is_main, barrier) as (checkpoint, notes):
+        run = Trainer(model, task, train_config, run_dir, config_to_save, vocab, checkpoint, notes)  # setup
+        try:
+            return _train(run)
+        finally:
+            run.release()
+
+
+def _train(run: Trainer) -> dict:
+    """The loop over the phases, from `begin` to `close`."""
     run.begin()
-    stopped, stop_reason = False, ""
+    stopped, stop_reason, max_steps = False, "", run.cfg.max_steps
     with StopFlag() as stop_flag:
-        while run.step < train_config.max_steps:
+        while run.step < max_steps:
             lr = run.schedule.apply(run.optimizer, run.step)
             result = run.train_step(stop_flag)  # step
             if not result.finite:

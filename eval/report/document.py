@@ -154,7 +154,7 @@ def write_report(comparison: Comparison, out_dir: str | Path, prov: dict | None 
     stories = plot_stories(comparison, plots_dir, story_tasks)
 
     split = "test" if comparison.split == "test" else "validation"
-    title = f"bAbI en-10k evaluation: {' vs '.join(c.label for c in comparison.ours)}"
+    title = f"bAbI {comparison.sets_text} evaluation: {' vs '.join(c.label for c in comparison.ours)}"
     blocks: list = [("h1", title),
                     ("p", f"{split.capitalize()} split, tasks {comparison.tasks_text}, evaluated {prov['date']}."),
                     ("list", summary_lines(comparison)),

@@ -147,6 +147,11 @@ def table_caption(comparison: Comparison) -> str:
     if comparison.published:
         parts.append("Published: Graves et al., Nature 538 (2016), Extended Data Table 1 (20 runs each); "
                      "TF DNC: one run of github.com/bgavran/DNC.")
+    smaller = [s for s in comparison.sets if s != "en-10k"]
+    if smaller and comparison.published:
+        parts.append(f"Caveat: the published numbers are for en-10k (10,000 training questions per task); runs on "
+                     f"{' and '.join(smaller)} (1,000 per task) learned from a tenth of that, so they are not a "
+                     "like-for-like comparison.")
     return " ".join(parts)
 
 
@@ -176,7 +181,7 @@ def to_rich(table: Table, title: str | None = None):
 def console_table(comparison: Comparison):
     """The comparison as a rich Table for the terminal."""
     split = "test" if comparison.split == "test" else "validation"
-    title = f"bAbI en-10k, {split} error (%), tasks {comparison.tasks_text}"
+    title = f"bAbI {comparison.sets_text}, {split} error (%), tasks {comparison.tasks_text}"
     return to_rich(comparison_table(comparison), title=title)
 
 

@@ -1,0 +1,448 @@
+"""Fault injection: kill -9 at random points, a full disk during a save, two writers of one run folder,
+corrupt and hostile files, and random lines through the bAbI parser. Each checks what the user sees
+(one sentence, no traceback, the documented exit status) and that nothing already written is lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+import babi_dnc.checkpoint as ck
+from app import app
+from babi_dnc.checkpoint import load_checkpoint, save_checkpoint
+from babi_dnc.data import parse_babi_file, story_lines
+from babi_dnc.data.parser import MalformedLineError
+from babi_dnc.errors import CheckpointError
+from babi_dnc.models import build_model, preset
+from babi_dnc.run_folder import LOCK, RunLock
+from babi_dnc.train import fit
+
+from .conftest import ToyTask, quiet_config
+from .test_training import assert_bit_identical, metrics_rows
+
+REPO = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def run_toy(run_dir: Path, max_steps: int = 6, resume: bool = False, task: ToyTask | None = None, **changes):
+    torch.manual_seed(0)
+    config = quiet_config(optimizer="rmsprop", lr=1e-2, max_steps=max_steps, eval_every=2, **changes)
+    return fit(build_model(preset("tiny"), 6), task or ToyTask(seed=5), config, run_dir, {"kind": "toy"},
+               resume=resume)  # fmt: skip
+
+
+def python(code: str, *args: str, **popen) -> subprocess.Popen:
+    """`code` in a fresh interpreter at the repository root (tests/ importable)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO, env=env, **popen)
+
+
+def one_sentence(output: str) -> str:
+    """The output of a command that failed as a user error: one 'error:' line and no traceback."""
+    assert "Traceback" not in output, output
+    errors = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, output
+    return errors[0]
+
+
+# ------------------------------------------------------------------------------------------ kill -9
+
+KILLED_TRAINING = r"""
+import os, signal, sys
+from pathlib import Path
+from tests.test_faults import run_toy
+from tests.conftest import ToyTask
+
+run_dir, phase, at, resume = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4] == "resume"
+die = lambda: os.kill(os.getpid(), signal.SIGKILL)
+hook = None
+if phase == "step":  # before step index `at`
+    hook = lambda step: die() if step == at else None
+else:  # in the `at`-th save of latest, between its two renames (latest moved away, the new one not in yet)
+    real, moved = os.rename, [0]
+    def rename(src, dst):
+        real(src, dst)
+        if Path(dst).name == ".old-latest":
+            moved[0] += 1
+            if moved[0] == at:
+                die()
+    os.rename = rename
+run_toy(run_dir, resume=resume, task=ToyTask(seed=5, on_step=hook))
+"""
+
+
+def test_kill_9_at_random_points_then_resume_equals_an_unbroken_run(tmp_path):
+    rng = random.Random(14)
+    kills = [("swap", rng.choice([1, 2]), "fresh"), ("step", rng.choice([3, 4, 5]), "resume")]
+    run = tmp_path / "killed"
+    for phase, at, how in kills:
+        child = python(KILLED_TRAINING, str(run), phase, str(at), how)
+        assert child.wait(timeout=600) == -signal.SIGKILL
+    assert (run / LOCK).exists()  # the dead training's lock: taken over below
+    summary = run_toy(run, resume=True)
+    assert summary["step"] == 6 and not (run / LOCK).exists()
+    run_toy(tmp_path / "unbroken")
+    assert_bit_identical(tmp_path / "unbroken", run)
+    steps = [r["step"] for r in metrics_rows(run, "train")]
+    assert steps == [1, 2, 3, 4, 5, 6]  # every step logged once, whatever the kills cut
+
+
+# ---------------------------------------------------------------------------------------- full disk
+
+
+def no_space(*args, **kwargs):
+    raise OSError(28, os.strerror(28))
+
+
+WRITER_FAULTS = {
+    "safetensors": ("save_file", ck.SafetensorError('Error while serializing: IoError(Os { code: 28, kind: '
+                                                    'StorageFull, message: "No space left on device" })')),
+    "torch.save": ("torch", RuntimeError("[enforce fail at inline_container.cc:626] . PytorchStreamWriter failed "
+                                         "writing file data/0: file write failed")),
+    "rename": ("os", OSError(28, os.strerror(28))),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(WRITER_FAULTS))
+def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint_and_no_temporary_files(tmp_path, monkeypatch,
+                                                                                        fault):  # fmt: skip
+    torch.manual_seed(0)
+    old, new = build_model(preset("tiny"), 6), build_model(preset("tiny"), 6)
+    save_checkpoint(tmp_path, "latest", old, {"step": 1}, {"step": 1})
+    where, error = WRITER_FAULTS[fault]
+
+    def fail(*args, **kwargs):
+        raise error
+
+    if where == "save_file":
+        monkeypatch.setattr(ck, "save_file", fail)
+    elif where == "torch":
+        monkeypatch.setattr(ck.torch, "save", fail)
+    else:  # the swap: <tag> was moved away, the new folder cannot be moved in
+        real = os.rename
+        monkeypatch.setattr(ck.os, "rename", lambda s, d: fail() if Path(s).name.startswith(".tmp-") else real(s, d))
+    with pytest.raises(CheckpointError) as info:
+        save_checkpoint(tmp_path, "latest", new, {"step": 2}, {"step": 2})
+    monkeypatch.undo()
+    message = str(info.value)
+    assert "cannot save checkpoint 'latest'" in message and "--resume" in message
+    assert ("disk full" if fault == "torch.save" else "No space left on device") in message
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["latest"]  # no .tmp-*, no .old-*
+    kept = load_checkpoint(tmp_path, "latest")
+    assert kept.step == 1 and all(torch.equal(kept.weights[k], v) for k, v in old.state_dict().items())
+
+
+def test_a_full_disk_stops_training_with_one_sentence_and_exit_2(tmp_path, tiny_babi_dir, monkeypatch):
+    real, calls = ck.save_file, [0]
+
+    def full_on_the_third(*args, **kwargs):  # step 0, best at step 2, then latest at step 2 fails
+        calls[0] += 1
+        if calls[0] == 3:
+            raise ck.SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ck, "save_file", full_on_the_third)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--preset", "tiny", "--max-steps", "4", "--eval-every", "2", "--tasks", "1",
+                                 "--data-dir", str(tiny_babi_dir), "--out", str(out), "--no-progress"])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "No space left on device" in one_sentence(result.output)
+    assert load_checkpoint(out, "latest").step == 0 and load_checkpoint(out, "best").step == 2
+    assert not [p for p in (out / "checkpoints").iterdir() if p.name.startswith(".")]
+    assert not (out / LOCK).exists()
+
+
+# ------------------------------------------------------------------------------------ two writers
+
+HOLDER = r"""
+import sys, time
+from pathlib import Path
+from babi_dnc.run_folder import RunLock
+RunLock(Path(sys.argv[1])).acquire()
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def test_one_writer_at_a_time_and_a_dead_writers_lock_is_taken_over(tmp_path, capsys):
+    run = tmp_path / "run"
+    holder = python(HOLDER, str(run), stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(CheckpointError, match=f"in use by another training \\(pid {holder.pid} on "):
+            run_toy(run, max_steps=2)
+        assert sorted(p.name for p in run.iterdir()) == [LOCK]  # nothing written by the refused one
+    finally:
+        holder.kill()  # kill -9: the system releases its flock
+        holder.wait(timeout=60)
+    summary = run_toy(run, max_steps=2)
+    assert summary["step"] == 2 and not (run / LOCK).exists()
+    assert f"from pid {holder.pid}" in capsys.readouterr().err  # the takeover is said, also without progress
+
+
+def test_a_second_training_into_a_running_ones_folder_is_refused(tmp_path):
+    """As with three `train` into one --out at once: the ones that come second get one sentence."""
+    run = tmp_path / "run"
+    lock = RunLock(run)
+    lock.acquire()
+    try:
+        with pytest.raises(CheckpointError, match="wait for it to end or choose another --out"):
+            run_toy(run, max_steps=2)
+    finally:
+        lock.release()
+    assert sorted(p.name for p in run.iterdir()) == []
+
+
+# -------------------------------------------------------------------------------- resuming a run
+
+
+def test_resume_without_latest_continues_from_best_and_keeps_the_broken_one(tmp_path, capsys):
+    run = tmp_path / "run"
+    run_toy(run, max_steps=4)
+    best_step = load_checkpoint(run, "best").step
+    (run / "checkpoints" / "latest" / "meta.json").unlink()
+    summary = run_toy(run, max_steps=6, resume=True)
+    assert summary["step"] == 6
+    err = capsys.readouterr().err
+    assert f"resuming from 'best' at step {best_step}" in err and "meta.json is missing" in err
+    (broken,) = [p for p in (run / "checkpoints").iterdir() if p.name.startswith("broken-latest-")]
+    assert (broken / "model.safetensors").is_file()  # kept, not overwritten
+    assert [r["step"] for r in metrics_rows(run, "start")] == [0]  # one run, continued
+
+
+def test_resume_without_checkpoints_refuses_and_writes_nothing(tmp_path, tiny_babi_dir):
+    out = tmp_path / "run"
+    args = ["train", "--preset", "tiny", "--max-steps", "2", "--tasks", "1", "--data-dir", str(tiny_babi_dir),
+            "--out", str(out), "--no-progress"]  # fmt: skip
+    assert runner.invoke(app, args).exit_code == 0
+    shutil.rmtree(out / "checkpoints")
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    result = runner.invoke(app, [*args, "--resume"])
+    assert result.exit_code == 2
+    assert "no checkpoint loads" in one_sentence(result.output) and "--restart" in result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    restarted = runner.invoke(app, [*args, "--restart"])
+    assert restarted.exit_code == 0, restarted.output
+    assert [r["step"] for r in metrics_rows(out, "start")] == [0] and load_checkpoint(out, "latest").step == 2
+
+
+# ------------------------------------------------------------------------------ hostile files
+
+
+@pytest.mark.parametrize("config", ["[]", '{"kind": "babi", "model": 3}', '{"kind": "babi", "model": {"model": '
+                                    '"dnc", "memory_slots": "many"}, "data": {}, "train": {}}'])
+@pytest.mark.parametrize("command", ["train", "eval", "chat"])
+def test_a_config_of_the_wrong_shape_gets_one_sentence(tiny_run, tiny_babi_dir, tmp_path, config, command):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "config.json").write_text(config)
+    args = {"train": ["train", "--out", str(run), "--resume", "--data-dir", str(tiny_babi_dir), "--no-progress"],
+            "eval": ["eval", str(run), "--device", "cpu", "--data-dir", str(tiny_babi_dir)],
+            "chat": ["chat", str(run), "--story", str(REPO / "stories" / "01-single-supporting-fact.txt")]}[command]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output and f"{run / 'config.json'}" in result.output
+
+
+def test_a_hostile_pickle_in_a_checkpoint_is_refused_without_running_it(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (tmp_path / "pwned",))
+
+    save_checkpoint(tmp_path, "latest", build_model(preset("tiny"), 6), {"step": 1}, {"step": 1})
+    folder = tmp_path / "checkpoints" / "latest"
+    torch.save({"step": Payload()}, folder / "trainer.pt")
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_checkpoint(tmp_path, "latest", verify=False)
+    (folder / "meta.json").write_text("[]")
+    with pytest.raises(CheckpointError, match="not a checkpoint's metadata"):
+        load_checkpoint(tmp_path, "latest")
+    assert not (tmp_path / "pwned").exists()
+
+
+# ------------------------------------------------------------------------------- the bAbI parser
+
+LINE_TEXT = st.lists(st.sampled_from([*"12 9?.,\tab\ufeff²\r", "Mary", "went", "Where is"]), max_size=12).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(LINE_TEXT, max_size=12))
+def test_random_lines_parse_or_name_their_file_and_line(lines):
+    try:
+        stories = parse_babi_file(lines, name="f.txt")
+    except MalformedLineError as e:
+        assert e.file == "f.txt" and 1 <= e.line_number <= len(lines)
+        assert str(e).startswith(f"f.txt:{e.line_number}: ") and str(e).endswith("re-download this file.")
+        return
+    for story in stories:
+        assert len(story["questions"]) == len(story["answers"]) == len(story["supporting"])
+        assert all(q.rstrip().endswith("?") for q in story["questions"])
+        assert all(0 <= i < len(story["sentences"]) for s in story["supporting"] for i in s)
+
+
+WORD = st.sampled_from(["mary", "john", "went", "to", "the", "kitchen", "garden", "milk", "apple"])
+SENTENCE = st.lists(WORD, min_size=1, max_size=6).map(lambda w: " ".join(w).capitalize() + ".")
+QUESTION = st.lists(WORD, min_size=1, max_size=5).map(lambda w: "Where is " + " ".join(w) + "?")
+ANSWER = st.lists(WORD, min_size=1, max_size=2).map(",".join)
+
+
+@st.composite
+def babi_story(draw) -> list[tuple[str, str | None, list[int]]]:
+    """Lines (text, answer or None, supporting line ids) of one story: statements, then questions."""
+    lines: list[tuple[str, str | None, list[int]]] = []
+    statements: list[int] = []
+    for _ in range(draw(st.integers(1, 6))):
+        if statements and draw(st.booleans()):
+            support = draw(st.lists(st.sampled_from(statements), max_size=3))
+            lines.append((draw(QUESTION), draw(ANSWER), support))
+        else:
+            lines.append((draw(SENTENCE), None, []))
+            statements.append(len(lines))
+    return lines
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(babi_story(), min_size=1, max_size=4), st.booleans(), st.booleans())
+def test_valid_stories_round_trip_through_the_parser(stories, bom, crlf):
+    text = "\n".join(f"{i} {t}" + (f"\t{a}\t{' '.join(map(str, s))}" if a is not None else "")
+                     for story in stories for i, (t, a, s) in enumerate(story, start=1))  # fmt: skip
+    data = ("\ufeff" if bom else "") + (text.replace("\n", "\r\n") if crlf else text) + "\n"
+    parsed = parse_babi_file(data.encode(), name="f.txt")
+    assert len(parsed) == len(stories)
+    for story, lines in zip(parsed, stories, strict=True):
+        assert story_lines(story) == [(t, a) for t, a, _ in lines]
+        ids = [i for i, (_, a, _) in enumerate(lines, start=1) if a is None]
+        assert story["supporting"] == [[ids.index(i) for i in s] for _, a, s in lines if a is not None]
+    assert json.dumps(parsed)  # plain data, as the cache stores it
+
+
+# ------------------------------------------------------------------------------- the non-finite guard
+
+
+def test_the_nonfinite_guard_gives_up_and_never_saves_bad_weights(tmp_path):
+    from babi_dnc.errors import TrainingDiverged
+
+    torch.manual_seed(0)
+    model = build_model(preset("tiny"), 6)
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    config = quiet_config(optimizer="adam", lr=1e30, max_steps=200, eval_every=5, log_every=2, nonfinite_patience=3,
+                          nonfinite_reloads=2)  # fmt: skip
+    with pytest.raises(TrainingDiverged, match="lower --lr") as info:
+        fit(model, ToyTask(seed=5), config, tmp_path / "run", {"kind": "toy"})
+    assert info.value.exit_code == 3
+    run = tmp_path / "run"
+    assert len(metrics_rows(run, "reload")) == 2 and len(metrics_rows(run, "diverged")) == 1
+    assert metrics_rows(run, "refused_save")  # the wrecked weights were offered and refused
+    for tag in ("latest", "best"):
+        if (run / "checkpoints" / tag).exists():
+            weights = load_checkpoint(run, tag).weights
+            norm = sum(float(v.double().square().sum()) for v in weights.values()) ** 0.5
+            assert norm < 1e3, (tag, norm)
+    assert all(torch.equal(load_checkpoint(run, "latest").weights[k], v) for k, v in initial.items())
+    skipped = [r for r in metrics_rows(run, "train") if r["skipped"] == 2]
+    assert skipped and all("loss" not in r for r in skipped)  # no "loss 0.0" for windows without an update
+    assert not (run / LOCK).exists()
+
+
+def test_lr_1e30_exits_3_with_the_warnings_shown_without_progress(tmp_path, tiny_babi_dir):
+    result = runner.invoke(app, ["train", "--preset", "tiny", "--tasks", "1", "--data-dir", str(tiny_babi_dir),
+                                 "--lr", "1e30", "--max-steps", "150", "--eval-every", "10", "--out",
+                                 str(tmp_path / "run"), "--no-progress"])  # fmt: skip
+    assert result.exit_code == 3, result.output
+    assert "training diverged" in one_sentence(result.output)
+    assert "non-finite loss or gradient, update skipped" in result.output and "reloaded the checkpoint" in result.output
+
+
+# ------------------------------------------------------------------------- bad options and folders
+
+TRAIN = ["train", "--preset", "tiny", "--tasks", "1", "--max-steps", "2", "--no-progress"]
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("--clip-norm", "-1", "--clip-norm must be a positive number"),
+    ("--lr", "-1", "--lr must be a positive number"),
+    ("--lr", "nan", "--lr must be a positive number, not nan"),
+    ("--max-minutes", "-1", "--max-minutes must be a positive number of minutes"),
+])  # fmt: skip
+def test_bad_training_options_get_one_sentence_and_write_nothing(tmp_path, tiny_babi_dir, option, value, words):
+    out = tmp_path / "run"
+    result = runner.invoke(app, [*TRAIN, "--data-dir", str(tiny_babi_dir), "--out", str(out), option, value])
+    assert result.exit_code == 2 and words in one_sentence(result.output)
+    assert not out.exists()
+
+
+def test_run_folders_that_are_not_runs_are_never_written(tmp_path, tiny_babi_dir):
+    data = ["--data-dir", str(tiny_babi_dir)]
+    file = tmp_path / "notes.txt"
+    file.write_text("mine")
+    for extra in ([], ["--resume"], ["--restart"]):
+        result = runner.invoke(app, [*TRAIN, *data, "--out", str(file), *extra])
+        assert result.exit_code == 2 and "is a file, not a run folder" in one_sentence(result.output)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "thesis.tex").write_text("mine")
+    for extra in ([], ["--resume"], ["--restart"]):
+        result = runner.invoke(app, [*TRAIN, *data, "--out", str(theirs), *extra])
+        assert result.exit_code == 2 and "not a babi-dnc run (thesis.tex)" in one_sentence(result.output)
+    assert file.read_text() == "mine" and sorted(p.name for p in theirs.iterdir()) == ["thesis.tex"]
+    if Path("/proc/self").is_dir():
+        result = runner.invoke(app, [*TRAIN, *data, "--out", "/proc/babi-dnc/run"])
+        assert result.exit_code == 2 and "cannot write into /proc/babi-dnc/run" in one_sentence(result.output)
+
+
+def test_eval_report_into_a_file_is_refused_before_evaluating(tiny_run, tmp_path):
+    report = tmp_path / "report.html"
+    report.write_text("")
+    result = runner.invoke(app, ["eval", str(tiny_run), "--report", str(report), "--device", "cpu"])
+    assert result.exit_code == 2 and "choose another --report" in one_sentence(result.output)
+    assert "test error" not in result.output  # no table: nothing was evaluated
+
+
+def test_error_messages_are_printed_as_they_are(tiny_run, tmp_path):
+    story = tmp_path / "a [/] [bold]b :100: c.txt"  # '[/]' is a folder "a [" and "]" inside it
+    story.parent.mkdir()
+    story.write_text("1 Mary went to the kitchen.\n2 Where is Mary?\n")
+    result = runner.invoke(app, ["chat", str(tiny_run), "--story", str(story)])
+    assert result.exit_code == 2
+    assert f"{story}:2: a question without a tab and its answer" in one_sentence(result.output)
+
+
+# ---------------------------------------------------------------------------------- exit statuses
+
+
+def test_sigterm_exits_75_and_a_time_limit_exits_0(tmp_path, tiny_babi_dir, monkeypatch):
+    from babi_dnc.babi_task import BabiTask
+
+    args = [*TRAIN[:-3], "--max-steps", "6", "--no-progress", "--data-dir", str(tiny_babi_dir)]
+    real = BabiTask.next_batch
+
+    def sigterm_at_1(self, step):
+        if step == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self, step)
+
+    monkeypatch.setattr(BabiTask, "next_batch", sigterm_at_1)
+    stopped = runner.invoke(app, [*args, "--out", str(tmp_path / "a")], env={"COLUMNS": "250"})
+    monkeypatch.undo()
+    assert stopped.exit_code == 75, stopped.output
+    assert "stopped by SIGTERM at step 2, saved: continue with --resume" in stopped.output
+    (row,) = [line for line in stopped.output.splitlines() if str(tmp_path / "a") in line and "│" in line]
+    cells = [c.strip() for c in row.split("│")[1:-1]]  # run, steps, best val error, at step, last val error
+    assert cells[1:5] == ["2", "n/a", "n/a", "n/a"], row  # no evaluation yet: not "at step -1"
+    assert load_checkpoint(tmp_path / "a", "latest").step == 2
+
+    timed = runner.invoke(app, [*args, "--out", str(tmp_path / "b"), "--max-minutes", "1e-9"])
+    assert timed.exit_code == 0, timed.output
+    assert "time limit of 1e-09 minutes reached at step 1" in timed.output
