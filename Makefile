@@ -28,7 +28,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 setup: $(VENV)/.installed
 
 run: setup
-	$(BIN)/babi-dnc copy --out $(RUNS)/copy
+	$(BIN)/babi-dnc copy --out $(RUNS)/copy --restart  # a fresh check each time
 	$(BIN)/babi-dnc train --model dnc --preset small --set en-10k --tasks 1 $(DATA_OPT) --max-minutes 6 --out $(RUNS)/dnc-small-t1 --resume
 	$(BIN)/babi-dnc eval pretrained:dnc pretrained:lstm $(DATA_OPT) --report $(RUNS)/report
 	$(BIN)/babi-dnc chat pretrained:dnc --story stories/02-two-supporting-facts.txt

@@ -48,11 +48,12 @@ def padded_length(length: int, lengths: tuple[int, ...] = LENGTHS) -> int | None
 
 
 def pad_batch(ids: Tensor, mask: Tensor, rows: int, length: int) -> tuple[Tensor, Tensor]:
-    """ids and mask [B, T] -> [rows, length] (rows >= B, length >= T); new positions: id 0, mask False."""
-    B, T = ids.shape
+    """ids [B, T] (or inputs [B, T, X]) and mask [B, T] -> [rows, length, ...] (rows >= B, length >= T);
+    new positions: zeros, mask False."""
+    B, T = ids.shape[:2]
     if (B, T) == (rows, length):
         return ids, mask
-    padded_ids = ids.new_zeros(rows, length)
+    padded_ids = ids.new_zeros(rows, length, *ids.shape[2:])
     padded_mask = mask.new_zeros(rows, length)
     padded_ids[:B, :T] = ids
     padded_mask[:B, :T] = mask
@@ -99,7 +100,7 @@ class GraphedForward:
             return None
         if not (self.model.training and torch.is_grad_enabled()):
             return None
-        B, T = ids.shape
+        B, T = ids.shape[:2]
         length = padded_length(T, self.lengths)
         if length is None or length > self.max_length or B == 0:
             return None
@@ -111,9 +112,9 @@ class GraphedForward:
         if shape is None:
             self.stats["eager"] += 1
             return self.eager_forward(ids, state=state, mask=mask, trace=trace)
-        B, T = ids.shape
+        B, T = ids.shape[:2]
         if mask is None:
-            mask = torch.ones_like(ids, dtype=torch.bool)
+            mask = ids.new_ones(B, T, dtype=torch.bool)
         padded_ids, padded_mask = pad_batch(ids, mask, *shape)
         key = (*shape, _autocast_state())
         graphed = self.graphs.get(key)
@@ -154,19 +155,20 @@ class GraphedForward:
 
 
 def install_cuda_graphs(model: nn.Module, lengths: tuple[int, ...] = LENGTHS, max_length: int = MAX_LENGTH,
-                        warmup: int = 3) -> GraphedForward | None:  # fmt: skip
+                        warmup: int = 3, devices: tuple[str, ...] = ("cuda",)) -> GraphedForward | None:  # fmt: skip
     """Make `model(ids, mask=mask)` replay CUDA graphs while training (in place; returns the GraphedForward),
     for a model on a CUDA device. Returns None and changes nothing where graphs do not apply: a model on a
-    CPU, under torch.distributed (DDP), or with BABI_DNC_CUDA_GRAPHS=0."""
+    CPU, under torch.distributed (DDP), or with BABI_DNC_CUDA_GRAPHS=0. (`devices`: tests add "cpu".)"""
     if os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
         return None
     param = next(model.parameters(), None)
-    if param is None or not param.is_cuda:
+    if param is None or param.device.type not in devices:
         return None
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return None  # DDP's gradient hooks and graphs captured per process: not supported here
     if isinstance(model.forward, GraphedForward):
         return model.forward
     graphed = GraphedForward(model, model.forward, lengths, max_length, warmup)
+    graphed.devices = devices
     model.forward = graphed  # an instance attribute: nn.Module.__call__ calls it; state_dict is unchanged
     return graphed

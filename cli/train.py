@@ -44,6 +44,9 @@ def train_command(
                    show_default=False)] = None,
     compile_model: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the "
                              "DNC's time step (default: the preset's; on for small)", show_default=False)] = None,
+    cuda_graphs: Annotated[bool | None, typer.Option("--cuda-graphs/--no-cuda-graphs", help="on a GPU, replay "
+                           "whole training steps as CUDA graphs (default: on; eager where a graph cannot serve)",
+                           show_default=False)] = None,
     eval_every: Annotated[int | None, typer.Option("--eval-every", min=1, help="validate every N steps "
                           "(default: the preset's)", show_default=False)] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="learning rate (default: the preset's)",
@@ -94,8 +97,8 @@ def train_command(
     out = out or Path("runs") / f"{model}-{preset}"
     overrides = {
         "max_steps": max_steps, "batch_size": batch_size, "device": device, "amp": amp, "compile": compile_model,
-        "eval_every": eval_every, "lr": lr, "optimizer": optimizer, "clip_grad_norm": clip_norm,
-        "max_minutes": max_minutes, "threads": threads, "augment": augment,
+        "cuda_graphs": cuda_graphs, "eval_every": eval_every, "lr": lr, "optimizer": optimizer,
+        "clip_grad_norm": clip_norm, "max_minutes": max_minutes, "threads": threads, "augment": augment,
     }  # fmt: skip
     overrides = {k: v for k, v in overrides.items() if v is not None}
     train_config = dataclasses.replace(TRAIN_PRESETS[preset], seed=seed, progress=progress, **overrides)

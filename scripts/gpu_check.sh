@@ -45,12 +45,13 @@ echo "   ($((SECONDS - start)) s)"
 if [ -n "${SKIP_TRAIN:-}" ]; then echo "== done in $((SECONDS - start)) s"; exit 0; fi
 echo "== ${TRAIN_MINUTES:-2}-minute bAbI training, preset ${TRAIN_PRESET:-joint}, all 20 tasks, compiled + CUDA graphs"
 rm -rf /tmp/gpu-run
-timeout $(( ${TRAIN_MINUTES:-2} * 60 + 150 )) python3 scripts/gpu_train.py --model dnc --preset "${TRAIN_PRESET:-joint}" \
+timeout $(( ${TRAIN_MINUTES:-2} * 60 + 150 )) python3 app.py train --model dnc --preset "${TRAIN_PRESET:-joint}" \
   --set en-10k --tasks all --data-dir "$DATA" --device cuda --compile --batch-size "${TRAIN_BATCH:-64}" \
   --out /tmp/gpu-run --eval-every 2000 --eval-stories 100 --max-steps 1000000 --max-minutes "${TRAIN_MINUTES:-2}" \
   --no-progress
 cp /tmp/gpu-run/metrics.jsonl "$OUT/train-metrics.jsonl" 2>/dev/null || echo "no metrics written"
 tar czf "$OUT/train-run.tar.gz" --exclude=trainer.pt --exclude='*.tfevents*' -C /tmp gpu-run 2>/dev/null \
   || echo "no run directory"
+grep '"kind": "cuda_graphs"' "$OUT/train-metrics.jsonl" 2>/dev/null || echo "no CUDA graphs used"
 tail -n 3 "$OUT/train-metrics.jsonl" 2>/dev/null
 echo "== done in $((SECONDS - start)) s"

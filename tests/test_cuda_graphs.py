@@ -2,6 +2,7 @@
 batch, and the eager fallbacks. The capture itself needs a GPU (scripts/gpu_kernels_check.py); here a
 stand-in capture returns the callable unchanged, so a "replay" is the eager forward of the padded batch."""
 
+import json
 import warnings
 
 import pytest
@@ -145,3 +146,41 @@ def test_bench_refuses_graphs_without_a_gpu():
 
     with pytest.raises(UserError, match="--cuda-graph needs --device cuda"):
         measure(BenchConfig(preset="tiny", batch_size=2, seq_len=4, steps=1, warmup=0, cuda_graph=True))
+
+
+def test_pad_batch_of_input_vectors():
+    inputs, mask = torch.ones(2, 3, 4), torch.tensor([[True, True, True], [True, False, False]])
+    padded, padded_mask = pad_batch(inputs, mask, 3, 5)
+    assert padded.shape == (3, 5, 4) and padded[:2, :3].eq(1).all() and padded[2:].eq(0).all()
+    assert padded[:, 3:].eq(0).all() and padded_mask.sum() == mask.sum()
+
+
+def _fit_toy(run_dir, **changes):
+    from babi_dnc.train import fit
+
+    from .conftest import ToyTask, quiet_config
+
+    torch.manual_seed(0)
+    model = build_model(preset("tiny"), 6)
+    config = quiet_config(optimizer="adam", lr=1e-2, max_steps=6, eval_every=3, **changes)
+    return fit(model, ToyTask(seed=5), config, run_dir, {"kind": "toy"}), model
+
+
+def test_training_replays_graphs_and_learns_as_the_eager_step(tmp_path, monkeypatch, stand_in_capture):
+    """fit installs the graphs (here on a CPU, with a stand-in capture): every training step is a replay of
+    the 4 x 16 graph, evaluation runs eagerly, and the weights end as those of the eager training."""
+    import functools
+
+    import babi_dnc.train.loop as loop
+
+    eager_summary, eager = _fit_toy(tmp_path / "eager", cuda_graphs=False)
+    assert eager_summary["cuda_graphs"] is None
+    monkeypatch.setattr(loop, "install_cuda_graphs", functools.partial(install_cuda_graphs, devices=("cpu",)))
+    summary, graphed = _fit_toy(tmp_path / "graphed")
+    assert stand_in_capture == [(4, 16)]  # ToyTask's 4 x 7 batches, padded to the first length >= 7
+    assert summary["cuda_graphs"] == {"captures": 1, "replays": 6, "eager": 2}  # 6 steps; 2 evaluations
+    for (name, a), b in zip(graphed.state_dict().items(), eager.state_dict().values()):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, msg=name)
+    assert summary["best_error"] == eager_summary["best_error"]
+    rows = [json.loads(line) for line in (tmp_path / "graphed" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["replays"] for r in rows if r["kind"] == "cuda_graphs"] == [6]  # in the log, for GPU runs

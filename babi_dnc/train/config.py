@@ -35,6 +35,7 @@ class TrainConfig(JsonConfig):
     device: str = "auto"  # "auto", "cpu", "cuda" or "cuda:N"
     amp: bool = False  # bfloat16 autocast on CUDA
     compile: bool = False  # torch.compile the DNC's time step (faster on a CPU after a compile at the start)
+    cuda_graphs: bool = True  # on a GPU, replay whole training steps as CUDA graphs (cuda_graphs.py); eager elsewhere
     threads: int | None = None  # torch.set_num_threads (1 is fastest on a busy CPU)
     nonfinite_patience: int = 10  # non-finite steps in a row before reloading the last checkpoint
     lr_backoff: float = 0.5  # learning-rate factor after such a reload

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..checkpoint import Checkpoint, load_weights, save_checkpoint, unwrap, write_run_files
+from ..cuda_graphs import install_cuda_graphs
 from ..dnc import compile_model
 from ..errors import CheckpointError, TrainingDiverged
 from ..malloc import retain_freed_memory
@@ -123,6 +124,7 @@ class Trainer:
             write_run_files(run_dir, config_to_save, vocab)
         if cfg.compile:  # the model's time step, not the unrolled loop (see dnc.compile_model)
             compile_model(self.raw)
+        self.graphs = install_cuda_graphs(self.raw) if cfg.cuda_graphs else None  # None off a single GPU
         self.forward_model: nn.Module = self.raw
         if self.env.active:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
@@ -433,6 +435,8 @@ class Trainer:
         """Log how the run ended, release the log and the display, restore the threads; the summary."""
         self.counters["elapsed"] = self.elapsed()
         interrupted = stopped and stop_reason != "time limit"
+        if self.graphs is not None:  # how the training steps ran: replayed graphs, or eager and why
+            self.log.log(self.step, "cuda_graphs", **self.graphs.stats, failed=self.graphs.failed)
         if stopped:
             self.log.log(self.step, "stopped", reason=stop_reason)
         if interrupted:
@@ -445,7 +449,8 @@ class Trainer:
         return {"run_dir": str(self.run_dir), "step": self.step, "best_error": c["best_error"],
                 "best_step": c["best_step"], "metrics": self.last_metrics, "stopped": stopped,
                 "interrupted": interrupted, "stop_reason": stop_reason, "nonfinite": c["nonfinite"],
-                "reloads": c["reloads"], "elapsed_s": c["elapsed"]}  # fmt: skip
+                "reloads": c["reloads"], "elapsed_s": c["elapsed"],
+                "cuda_graphs": dict(self.graphs.stats) if self.graphs else None}  # fmt: skip
 
     def release(self) -> None:
         """Close the display and the log, restore the threads (once; also after an error)."""
