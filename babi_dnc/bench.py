@@ -168,6 +168,40 @@ def _sync(device: torch.device):
 
 def measure(cfg: BenchConfig) -> dict:
     """Time cfg.steps training steps in this process; returns the figures as a dict."""
+    device = _prepare(cfg)
+    rss_before = _resident_bytes() if device.type == "cpu" else 0
+    model, loss_fn = _build(cfg, device)
+    times = _timed_steps(cfg, device, model, loss_fn)
+    step = statistics.median(times["step"])
+    result = dataclasses.asdict(cfg) | {
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "step_s": step,
+        "forward_s": statistics.median(times["forward"]),
+        "backward_s": statistics.median(times["backward"]),
+        "steps_per_s": 1 / step,
+        "stories_per_s": cfg.batch_size / step,
+        "story_steps_per_s": sum(times["story_steps"]) / sum(times["step"]),
+        "story_steps_per_batch": statistics.median(times["story_steps"]),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    if cfg.model == "dnc":  # the compiled CPU or the Triton link kernels, or why the PyTorch one ran
+        result["link"] = kernel_status() if device.type == "cpu" else kernels.triton_status()
+    stats = getattr(getattr(loss_fn, "logits_of", None), "stats", None)
+    if stats is not None:
+        result["graphs"] = dict(stats)  # captures, replays, eager calls
+    if device.type == "cuda":
+        result["peak_memory_bytes"] = torch.cuda.max_memory_allocated(device)
+        result["peak_memory_kind"] = "cuda max allocated"
+    else:
+        result["peak_memory_bytes"] = max(_peak_resident_bytes() - rss_before, 0)
+        result["peak_memory_kind"] = "cpu resident set above start"
+    return result
+
+
+def _prepare(cfg: BenchConfig) -> torch.device:
+    """Threads, kernels, allocator and seed as a training run would set them; the device."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.device == "cuda" and not torch.cuda.is_available():
@@ -181,11 +215,15 @@ def measure(cfg: BenchConfig) -> dict:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    rss_before = _resident_bytes() if device.type == "cpu" else 0
-    model, loss_fn = _build(cfg, device)
+    return device
+
+
+def _timed_steps(cfg: BenchConfig, device: torch.device, model: torch.nn.Module, loss_fn) -> dict[str, list[float]]:
+    """cfg.warmup untimed, then cfg.steps timed training steps (RMSProp, as the paper): the seconds of each
+    step's forward, backward and whole step, and its story-steps."""
     opt = torch.optim.RMSprop(model.parameters(), lr=1e-4, momentum=0.9)
     batches = _batches(cfg, device)
-    fwd_times, bwd_times, step_times, story_steps = [], [], [], []
+    times: dict[str, list[float]] = {"forward": [], "backward": [], "step": [], "story_steps": []}
     for i in range(cfg.warmup + cfg.steps):
         if i == cfg.warmup and device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -203,41 +241,11 @@ def measure(cfg: BenchConfig) -> dict:
         _sync(device)
         t3 = time.perf_counter()
         if i >= cfg.warmup:
-            fwd_times.append(t1 - t0)
-            bwd_times.append(t2 - t1)
-            step_times.append(t3 - t0)
-            story_steps.append(ids.numel())
+            for key, value in zip(times, (t1 - t0, t2 - t1, t3 - t0, ids.numel()), strict=True):
+                times[key].append(value)
         if not torch.isfinite(loss):
             raise RuntimeError("non-finite loss in the benchmark")
-    step = statistics.median(step_times)
-    per_step = statistics.median(story_steps)
-    result = dataclasses.asdict(cfg) | {
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "step_s": step,
-        "forward_s": statistics.median(fwd_times),
-        "backward_s": statistics.median(bwd_times),
-        "steps_per_s": 1 / step,
-        "stories_per_s": cfg.batch_size / step,
-        "story_steps_per_s": sum(story_steps) / sum(step_times),
-        "story_steps_per_batch": per_step,
-        "parameters": sum(p.numel() for p in model.parameters()),
-    }
-    if device.type == "cpu" and cfg.model == "dnc":
-        result["link"] = kernel_status()  # the compiled CPU link kernel, or why the PyTorch one ran
-    if device.type == "cuda" and cfg.model == "dnc":
-        result["link"] = kernels.triton_status()  # the Triton link kernels, or why the PyTorch one ran
-    stats = getattr(getattr(loss_fn, "logits_of", None), "stats", None)
-    if stats is not None:
-        result["graphs"] = dict(stats)  # captures, replays, eager calls
-    if device.type == "cuda":
-        result["peak_memory_bytes"] = torch.cuda.max_memory_allocated(device)
-        result["peak_memory_kind"] = "cuda max allocated"
-    else:
-        result["peak_memory_bytes"] = max(_peak_resident_bytes() - rss_before, 0)
-        result["peak_memory_kind"] = "cpu resident set above start"
-    return result
+    return times
 
 
 def _cpu_name() -> str:
