@@ -582,3 +582,13 @@ def test_real_en10k_counts_and_vocabulary():
     assert stats["totals"]["test"]["answer_words"] > stats["totals"]["test"]["questions"]  # tasks 8 and 19
     batch = next(iterate_batches(data.valid, 16, seed=0))
     assert batch["ids"].max() < 159 and batch["targets"].max() < 159
+
+
+def test_one_unrequested_missing_training_file_is_named_in_the_singular(tmp_path):
+    train = {t: 5 for t in range(1, 21) if t != 3}
+    folder = write_folder(tmp_path / "data", train=train, test={1: 5})
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        load_babi("en-10k", tasks="1", data_dir=folder, cache_dir=tmp_path / "cache")
+    messages = " ".join(str(w.message) for w in record if issubclass(w.category, MissingDataWarning))
+    assert "(also missing: the training file of task 3, not requested)" in messages

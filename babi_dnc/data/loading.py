@@ -248,7 +248,8 @@ def _missing_notes(set_name: str, tasks: list[int], missing: list[str], own_voca
                      "will have no test stories.")
     if own_vocab and (train or others):
         tasks_text = format_task_spec(map(task_of, others))
-        extra = f" (also missing: the training files of tasks {tasks_text}, not requested)" if others else ""
+        files = f"training file of task {tasks_text}" if len(others) == 1 else f"training files of tasks {tasks_text}"
+        extra = f" (also missing: the {files}, not requested)" if others else ""
         notes.append(f"The vocabulary comes from the {set_name} training files that are present{extra}.")
     return notes
 
