@@ -26,7 +26,8 @@ from . import viz
 from .augment import entity_classes, permute_entities
 from .checkpoint import CONFIG, config_section, read_config
 from .config import JsonConfig
-from .data import collate, iterate_batches, load_babi, parse_task_spec
+from .data import collate, iterate_batches, load_babi, packed_columns, parse_task_spec
+from .data.sampling import ROUND_BATCHES, iterate_round
 from .errors import CheckpointError, DataError, UserError
 from .metrics import IGNORE_INDEX, is_failed, question_results, summarize, task_errors
 from .models import ModelConfig, build_model
@@ -115,13 +116,16 @@ class BabiTask:
             a quicker, noisier validation for slow machines.
         augment: rename the entities of every training batch's stories at random (augment.py); the
             renaming of batch (epoch, index) depends only on (seed, epoch, index), so resuming is exact.
-    State: (epoch, batches used in this epoch).
+        sampling: "uniform" (epochs over the training stories) or "error" (rounds of stories drawn by each
+            task's latest validation error, data/sampling.py; an "epoch" is then a round).
+    State: (epoch, batches used in this epoch); with "error", also the errors of the round under way and
+    those of the latest validation.
     """
 
     unit = "stories"
 
     def __init__(self, data, batch_size: int = 16, seed: int = 0, eval_batch_size: int = 64, bucket: bool = True,
-                 valid_stories: int | None = None, augment: bool = False):  # fmt: skip
+                 valid_stories: int | None = None, augment: bool = False, sampling: str = "uniform"):  # fmt: skip
         if len(data.train) == 0:
             raise DataError("the training split has no stories: choose tasks whose training files exist.")
         if len(data.valid) == 0:
@@ -137,11 +141,17 @@ class BabiTask:
             self.valid = data.valid.select(np.flatnonzero(rank < valid_stories))
         self.epoch, self.index = 0, 0
         self._iter: Iterator | None = None
+        self.sampling, self.round_batches = sampling, ROUND_BATCHES
+        self.round_errors: dict[int, float] = {}  # the errors the round under way was drawn with
+        self.latest_errors: dict[int, float] = {}  # those of the latest validation: the next round's
         self.classes = None
         if augment:
             self.classes = entity_classes(data.train, data.vocab)
 
     def _epoch_batches(self) -> Iterator[dict]:
+        if self.sampling == "error":
+            return iterate_round(packed_columns(self.data.train), self.round_errors, self.batch_size, self.seed,
+                                 self.epoch, self.round_batches)  # fmt: skip
         return iterate_batches(
             self.data.train, self.batch_size, shuffle=True, seed=self.seed, epoch=self.epoch, bucket=self.bucket
         )
@@ -154,6 +164,7 @@ class BabiTask:
         batch = next(self._iter, None)
         if batch is None:
             self.epoch, self.index = self.epoch + 1, 0
+            self.round_errors = dict(self.latest_errors)
             self._iter = self._epoch_batches()
             batch = next(self._iter)
         self.index += 1
@@ -169,14 +180,26 @@ class BabiTask:
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         return evaluate_babi(model, self.valid, self.eval_batch_size)
 
+    def on_evaluate(self, metrics: dict[str, float]) -> None:
+        """The per-task errors of a validation (on every process), for the next round of "error" sampling."""
+        self.latest_errors = {int(k.rsplit("_", 1)[1]): v for k, v in metrics.items() if k.startswith("error_task_")}
+
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "index": self.index, "seed": self.seed, "batch_size": self.batch_size}
+        state = {"epoch": self.epoch, "index": self.index, "seed": self.seed, "batch_size": self.batch_size}
+        if self.sampling == "error":  # JSON-like: task numbers as strings
+            state |= {"round_errors": {str(t): e for t, e in self.round_errors.items()},
+                      "latest_errors": {str(t): e for t, e in self.latest_errors.items()}}  # fmt: skip
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self.index = int(state["epoch"]), int(state["index"])
+        self.round_errors = {int(t): float(e) for t, e in state.get("round_errors", {}).items()}
+        self.latest_errors = {int(t): float(e) for t, e in state.get("latest_errors", {}).items()}
         self._iter = None
 
     def progress_fields(self) -> dict[str, str]:
+        if self.sampling == "error":
+            return {"round": str(self.epoch)}
         epochs = self.epoch + self.index * self.batch_size / max(len(self.data.train), 1)
         return {"epoch": f"{epochs:.2f}"}
 
@@ -295,7 +318,8 @@ def train_babi(
         model = build_model(plan.model, data.vocab.size)
         tc = plan.train
         task = BabiTask(data, tc.batch_size, seed=tc.seed, eval_batch_size=tc.eval_batch_size,
-                        valid_stories=plan.data.valid_stories, augment=tc.augment)  # fmt: skip
+                        valid_stories=plan.data.valid_stories, augment=tc.augment,
+                        sampling=tc.task_sampling)  # fmt: skip
         summary = fit(model, task, tc, plan.run_dir, run_config(plan.model, plan.data, tc), vocab=data.vocab,
                       resume=resume, restart=restart)  # fmt: skip
         summaries.append(summary)

@@ -69,6 +69,9 @@ def train_command(
     augment: Annotated[bool | None, typer.Option("--augment/--no-augment", help="rename the people, places "
                        "and other entities of each training story at random (default: the preset's; on for "
                        "small, off for paper)", show_default=False)] = None,
+    task_sampling: Annotated[str | None, typer.Option("--task-sampling", help="uniform (every story once an "
+                             "epoch), or error: rounds of 250 batches whose tasks are drawn by their latest "
+                             "validation error (default: the preset's)", show_default=False)] = None,
     eval_stories: Annotated[int | None, typer.Option("--eval-stories", min=1, help="validate on only the "
                             "first N validation stories of each task (quicker on a CPU)", show_default=False)] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bar (warnings are shown "
@@ -99,6 +102,7 @@ def train_command(
         "max_steps": max_steps, "batch_size": batch_size, "device": device, "amp": amp, "compile": compile_model,
         "cuda_graphs": cuda_graphs, "eval_every": eval_every, "lr": lr, "optimizer": optimizer,
         "clip_grad_norm": clip_norm, "max_minutes": max_minutes, "threads": threads, "augment": augment,
+        "task_sampling": task_sampling,
     }  # fmt: skip
     overrides = {k: v for k, v in overrides.items() if v is not None}
     train_config = dataclasses.replace(TRAIN_PRESETS[preset], seed=seed, progress=progress, **overrides)

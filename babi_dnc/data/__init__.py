@@ -7,6 +7,7 @@
     sources.py   a local folder or .tar.gz, or the Hugging Face Hub (facebook/babi_qa)
     loading.py   load_babi: parsed and tokenized datasets.Dataset rows (cached), vocabulary, splits
     batching.py  padded, length-bucketed batches per (seed, epoch)
+    sampling.py  rounds of training stories drawn by each task's validation error (--task-sampling error)
     stats.py     counts for `babi-dnc data --stats`
 
 The encoding is the paper's (Graves et al. 2016, Methods, "bAbI"): one story is one sequence of words,

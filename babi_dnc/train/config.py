@@ -43,6 +43,7 @@ class TrainConfig(JsonConfig):
     max_weight_growth: float | None = 100.0  # a checkpoint is refused when the weights' norm grew more than
     # this many times since the last one (weights that exploded, though finite); None: never
     augment: bool = False  # bAbI: rename the entities of each training story at random (see augment.py)
+    task_sampling: str = "uniform"  # bAbI: "uniform", or "error": tasks drawn by validation error (data/sampling.py)
     progress: bool = True  # rich progress bar on a terminal
     tensorboard: bool = True
 
@@ -54,6 +55,8 @@ class TrainConfig(JsonConfig):
             if rule is not None and not (value is None and rule[2]) and not _holds(rule, value):
                 name = OPTIONS.get(f.name, f"the training setting {f.name}")
                 raise UserError(f"{name} must be {rule[0]}, not {value!r}.")
+        if self.task_sampling not in TASK_SAMPLING:
+            raise UserError(f"--task-sampling must be {' or '.join(TASK_SAMPLING)}, not {self.task_sampling!r}.")
 
 
 def _holds(rule: tuple, value) -> bool:
@@ -84,5 +87,6 @@ RULES = {
     "nonfinite_reloads": ("zero or more", lambda v: v >= 0, False),
     "max_weight_growth": ("a number above 1", lambda v: v > 1, True),
 }
+TASK_SAMPLING = ("uniform", "error")
 OPTIONS = {"lr": "--lr", "clip_grad_norm": "--clip-norm", "batch_size": "--batch-size", "max_steps": "--max-steps",
            "max_minutes": "--max-minutes", "eval_every": "--eval-every", "threads": "--threads"}  # fmt: skip

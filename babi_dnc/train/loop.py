@@ -313,6 +313,8 @@ class Trainer:
                             speed=f"{speed:.1f} {unit}/s", extra=self._task_fields())  # fmt: skip
         if not self.display.live and self.display.enabled:
             eta = (self.cfg.max_steps - step) * (now - w.t) / max(w.batches, 1)
+            if self.cfg.max_minutes:  # the time limit comes first
+                eta = max(min(eta, self.cfg.max_minutes * 60 - self.elapsed()), 0.0)
             loss = f"{values['loss']:.4f}" if w.steps else "n/a (all updates skipped)"
             self.display.line(f"step {step}/{self.cfg.max_steps} loss {loss} {speed:.1f} {unit}/s "
                               f"val {self.display.fields['val']} ETA {eta / 60:.1f} min")  # fmt: skip
