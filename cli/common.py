@@ -8,6 +8,8 @@ in a path prints as itself.
 from __future__ import annotations
 
 import functools
+import os
+import sys
 
 import typer
 from rich.console import Console
@@ -15,8 +17,15 @@ from rich.text import Text
 
 from babi_dnc.errors import UserError, printable
 
-console = Console()
-err_console = Console(stderr=True)
+
+def _width(stream) -> int | None:
+    """A terminal's own width; for a file or a pipe (a log, `make run | tee`) 160 columns unless COLUMNS says
+    otherwise, so that the per-task tables are not squeezed into rich's default of 80."""
+    return None if stream.isatty() or "COLUMNS" in os.environ else 160
+
+
+console = Console(width=_width(sys.stdout))
+err_console = Console(stderr=True, width=_width(sys.stderr))
 
 
 def plain(text: str, style: str = "") -> Text:

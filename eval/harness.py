@@ -245,7 +245,7 @@ def evaluate_run(run_dir: str | Path, eval_config: EvalConfig, data_cache: dict 
         if not tasks:
             raise DataError(f"{run_dir} was trained on tasks {format_task_spec(data.tasks)}, none of "
                             f"--tasks {format_task_spec(eval_config.tasks)}: pick tasks it knows.")
-        dataset = dataset.filter(lambda task: task in tasks, input_columns="task")
+        dataset = dataset.select(np.flatnonzero(np.isin(np.asarray(dataset["task"]), tasks)))  # no progress bar
     if len(dataset) == 0:
         raise DataError(f"the {eval_config.split} split of {run_dir}'s data has no stories: check --data-dir.")
     check_vocabulary(dataset, vocab, run_dir, eval_config.split)

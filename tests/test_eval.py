@@ -320,6 +320,7 @@ def test_a_task_without_training_stories_is_shown_but_left_out_of_the_means(runs
     console.print(console_table(comparison))
     text = console.export_text()
     assert "8 lists-sets (untrained)" in text and "mean error, tasks 1" in text
+    assert "Untrained: task 8 had no training stories (a missing file); its row is shown" in " ".join(text.split())
 
 
 def test_the_table_names_the_runs_set_and_warns_that_en_is_not_en_10k(runs):

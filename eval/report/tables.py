@@ -137,8 +137,10 @@ def table_caption(comparison: Comparison) -> str:
     if comparison.split != "test":
         parts.append("The published numbers are test errors.")
     if comparison.untrained:
-        parts.append(f"Untrained: tasks {format_task_spec(comparison.untrained)} had no training stories (a missing "
-                     "file); their rows are shown, but no mean or failed-task count includes them.")
+        tasks, rows, them = ("task", "its row is", "it") if len(comparison.untrained) == 1 else \
+            ("tasks", "their rows are", "them")
+        parts.append(f"Untrained: {tasks} {format_task_spec(comparison.untrained)} had no training stories (a "
+                     f"missing file); {rows} shown, but no mean or failed-task count includes {them}.")  # fmt: skip
     if comparison.subset and comparison.published:
         parts.append(f"{NOTE_MARK} Published over tasks {comparison.tasks_text} only: the mean of the per-task "
                      f"means, and the number of those tasks whose mean error is above {FAILED_PERCENT} (the paper's "
