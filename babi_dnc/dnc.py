@@ -75,7 +75,7 @@ class DNCCell(nn.Module):
         clip_activation_grad: clip the gradient on the controller's output activations to
             [-c, c] (the paper uses 10); None to turn off.
         layer_norm: layer-normalised LSTM controller (Franke et al. 2018).
-        masked, deallocate: the memory options of Csordás & Schmidhuber 2019 (see memory.py).
+        masked, deallocate, sharpness: the memory options of Csordás & Schmidhuber 2019 (see memory.py).
     """
 
     def __init__(
@@ -92,12 +92,14 @@ class DNCCell(nn.Module):
         layer_norm: bool = False,
         masked: bool = False,
         deallocate: bool = False,
+        sharpness: bool = False,
     ):
         super().__init__()
         self.input_size, self.output_size = input_size, output_size
         self.read_heads, self.word_size = read_heads, word_size
         self.clip_activation_grad = clip_activation_grad
-        self.memory = Memory(memory_slots, word_size, read_heads, masked=masked, deallocate=deallocate)
+        self.memory = Memory(memory_slots, word_size, read_heads, masked=masked, deallocate=deallocate,
+                             sharpness=sharpness)  # fmt: skip
         chi_size = input_size + read_heads * word_size
         if isinstance(controller, str):
             self.controller = build_controller(controller, chi_size, controller_size, controller_layers, layer_norm)

@@ -18,7 +18,7 @@ its equation and tensor shapes; `Memory.forward` runs one time step in the paper
 
 Shapes: B batch, N memory slots, W word size, R read heads.
 
-Two improvements of Csordás & Schmidhuber (ICLR 2019, "Improving Differentiable Neural Computers through
+The three improvements of Csordás & Schmidhuber (ICLR 2019, "Improving Differentiable Neural Computers through
 memory masking, de-allocation, and link distribution sharpness control") are options of `Memory`, off by
 default so that the default memory is the paper's:
 
@@ -27,6 +27,10 @@ default so that the default memory is the paper's:
                 (R + 1) W: R read masks, then the write mask, appended after the paper's fields)
     deallocate  M_t = (M_{t-1} o psi_t 1^T) o (E - w^w_t e_t^T) + w^w_t v_t^T
                 (freed cells are wiped, so that stale contents no longer match content lookups)
+    sharpness   f^i_t = S(L_t w^{r,i}_{t-1}, s^{f,i}_t),  b^i_t = S(L_t^T w^{r,i}_{t-1}, s^{b,i}_t),
+                S(d, s)_i = d_i^s / (sum_j d_j^s + 1e-6),  s = oneplus(.) per head and direction
+                (link distribution sharpness control: the temporal links blur with every write that is not
+                one-hot; the controller can sharpen them back; the interface grows by 2R, after the masks)
 
 Conventions where the paper is silent (so that every implementation of the contract computes the same
 numbers): cosine similarity uses sqrt(|x|^2 + 1e-6) in both norms; usage enters the allocation as it is;
@@ -48,6 +52,7 @@ from torch import Tensor, nn
 from . import kernels
 
 COSINE_EPSILON = 1e-6
+SHARPEN_EPSILON = 1e-6  # in S(d, s)'s denominator: a directional weighting without links stays zero
 
 
 class MemoryState(NamedTuple):
@@ -93,6 +98,17 @@ def split_masks(raw: Tensor, word_size: int, num_reads: int) -> tuple[Tensor, Te
     """The masks' part of the interface [B, (R + 1) W] -> (read masks [B, R, W], write mask [B, W]), sigmoid."""
     masks = torch.sigmoid(raw).reshape(raw.shape[0], num_reads + 1, word_size)
     return masks[:, :num_reads], masks[:, num_reads]
+
+
+def sharpness_size(num_reads: int) -> int:
+    """Length of the sharpness part of the interface: 2R (R forward strengths, then R backward)."""
+    return 2 * num_reads
+
+
+def split_sharpness(raw: Tensor, num_reads: int) -> tuple[Tensor, Tensor]:
+    """The sharpness part of the interface [B, 2R] -> (forward [B, R], backward [B, R]), oneplus: >= 1."""
+    sharpness = oneplus(raw).reshape(raw.shape[0], 2, num_reads)
+    return sharpness[:, 0], sharpness[:, 1]
 
 
 def oneplus(x: Tensor) -> Tensor:
@@ -363,6 +379,16 @@ class _FusedEraseWrite(torch.autograd.Function):
         return d_memory, d_w, d_e, d_v
 
 
+def sharpen(weights: Tensor, sharpness: Tensor, eps: float = SHARPEN_EPSILON) -> Tensor:
+    """S(d, s)_i = d_i^s / (sum_j d_j^s + eps): a directional weighting raised to the power s >= 1 and
+    renormalised (Csordás & Schmidhuber 2019); an empty one (no links yet) stays zero.
+
+    weights [B, R, N] (>= 0), sharpness [B, R] -> [B, R, N]
+    """
+    powered = weights.clamp_min(0).pow(sharpness.unsqueeze(-1))
+    return powered / (powered.sum(-1, keepdim=True) + eps)
+
+
 # ---------------------------------------------------------------------------------------------- reading
 
 
@@ -399,24 +425,28 @@ class Memory(nn.Module):
             False runs the plain functions above through autograd.
         masked: masked content addressing (Csordás & Schmidhuber 2019); the interface is longer by (R + 1) W.
         deallocate: wipe freed cells before the write (Csordás & Schmidhuber 2019).
+        sharpness: sharpen the directional weightings (Csordás & Schmidhuber 2019); the interface is
+            longer by 2R, after the masks.
     """
 
     def __init__(self, num_slots: int, word_size: int, num_reads: int, fused: bool = True, masked: bool = False,
-                 deallocate: bool = False):  # fmt: skip
+                 deallocate: bool = False, sharpness: bool = False):  # fmt: skip
         super().__init__()
         if min(num_slots, word_size, num_reads) < 1:
             raise ValueError("num_slots, word_size and num_reads must all be at least 1")
         self.num_slots, self.word_size, self.num_reads = num_slots, word_size, num_reads
-        self.fused, self.masked, self.deallocate = fused, masked, deallocate
+        self.fused, self.masked, self.deallocate, self.sharpness = fused, masked, deallocate, sharpness
 
     @property
     def interface_size(self) -> int:
         masks = mask_size(self.word_size, self.num_reads) if self.masked else 0
-        return interface_size(self.word_size, self.num_reads) + masks
+        sharpness = sharpness_size(self.num_reads) if self.sharpness else 0
+        return interface_size(self.word_size, self.num_reads) + masks + sharpness
 
     def extra_repr(self) -> str:
         text = f"num_slots={self.num_slots}, word_size={self.word_size}, num_reads={self.num_reads}"
-        return text + ", masked=True" * self.masked + ", deallocate=True" * self.deallocate
+        options = ", masked=True" * self.masked + ", deallocate=True" * self.deallocate
+        return text + options + ", sharpness=True" * self.sharpness
 
     def initial_state(self, batch_size: int, device=None, dtype=None) -> MemoryState:
         """The all-zero state at t = 0."""
@@ -449,8 +479,11 @@ class Memory(nn.Module):
             paper_size = interface_size(self.word_size, self.num_reads)
             xi = split_interface(interface[:, :paper_size], self.word_size, self.num_reads)
             read_masks = write_mask = None
+            options_at = paper_size  # where the options' parts of the interface begin
             if self.masked:
-                read_masks, write_mask = split_masks(interface[:, paper_size:], self.word_size, self.num_reads)
+                options_at += mask_size(self.word_size, self.num_reads)
+                read_masks, write_mask = split_masks(interface[:, paper_size:options_at], self.word_size,
+                                                     self.num_reads)  # fmt: skip
                 write_mask = write_mask.unsqueeze(1)  # [B, 1, W]
             # Dynamic memory allocation.
             psi = retention(xi.free_gates, state.read_weights)  # [B, N]
@@ -479,6 +512,9 @@ class Memory(nn.Module):
                 # Read: directional weightings from the new link matrix.
                 forward, backward = directional_weightings(link, state.read_weights)  # [B, R, N] each
             precedence = precedence_update(state.precedence, write_weights)  # [B, N]
+            if self.sharpness:
+                forward_sharpness, backward_sharpness = split_sharpness(interface[:, options_at:], self.num_reads)
+                forward, backward = sharpen(forward, forward_sharpness), sharpen(backward, backward_sharpness)
             # Read.
             read_content = content_weighting(memory, xi.read_keys, xi.read_strengths, read_masks)  # [B, R, N]
             read_weights = read_weighting(backward, read_content, forward, xi.read_modes)  # [B, R, N]

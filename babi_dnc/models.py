@@ -68,10 +68,11 @@ class ModelConfig(JsonConfig):
     bypass_dropout: float = 0.0
     # layer-normalised LSTM controller (Franke et al. 2018, ADNC); False = the paper's LSTM
     layer_norm: bool = False
-    # the memory improvements of Csordás & Schmidhuber 2019 (DNC-MD): masked content addressing and
-    # de-allocation by wiping freed cells; False = the paper's memory
+    # the memory improvements of Csordás & Schmidhuber 2019 (DNC-MD): masked content addressing,
+    # de-allocation by wiping freed cells, and sharpened directional weightings; False = the paper's memory
     masked: bool = False
     deallocate: bool = False
+    sharpness: bool = False
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -114,7 +115,8 @@ def describe_model(model: dict, details: bool = False) -> str:
         heads = model.get("read_heads")
         memory = f"memory {model.get('memory_slots')} x {model.get('word_size')}"
         text = f"DNC ({memory}, {heads} read head{'s' * (heads != 1)})"
-        options = {"layer norm": "layer_norm", "masked addressing": "masked", "de-allocation": "deallocate"}
+        options = {"layer norm": "layer_norm", "masked addressing": "masked", "de-allocation": "deallocate",
+                   "link sharpness": "sharpness"}  # fmt: skip
         extra = [f"{model.get('controller')} controller {model.get('controller_size')}"]
         extra += [name for name, key in options.items() if model.get(key)]
         if model.get("bypass_dropout"):
@@ -169,6 +171,7 @@ def build_model(config: ModelConfig, vocab_size: int) -> BabiModel:
             word_size=config.word_size, read_heads=config.read_heads,
             clip_activation_grad=config.clip_activation_grad, checkpoint_steps=config.checkpoint_steps,
             layer_norm=config.layer_norm, masked=config.masked, deallocate=config.deallocate,
+            sharpness=config.sharpness,
         )  # fmt: skip
     else:
         core = LSTMBaseline(input_size, vocab_size, hidden_size=config.lstm_size, num_layers=config.lstm_layers)

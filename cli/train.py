@@ -59,6 +59,9 @@ def train_command(
         "--bypass-dropout", min=0.0, max=0.99, show_default=False,
         help="DNC: dropout on the controller's direct path to the output, so that answers must come "
         "through memory (Franke et al. 2018) (default: the preset's; 0 = the paper's DNC)")] = None,
+    sharpness: Annotated[bool | None, typer.Option("--sharpness/--no-sharpness", help="DNC: sharpen the "
+                         "temporal links' forward and backward weightings (Csordás & Schmidhuber 2019) "
+                         "(default: the preset's; off = the paper's DNC)", show_default=False)] = None,
     clip_norm: Annotated[float | None, typer.Option("--clip-norm", help="also clip the global gradient "
                          "norm to this", show_default=False)] = None,
     max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="stop (and save) once the run "
@@ -106,7 +109,8 @@ def train_command(
     }  # fmt: skip
     overrides = {k: v for k, v in overrides.items() if v is not None}
     train_config = dataclasses.replace(TRAIN_PRESETS[preset], seed=seed, progress=progress, **overrides)
-    model_config = model_preset(preset, model=model, embedding=embedding, bypass_dropout=bypass_dropout)
+    model_config = model_preset(preset, model=model, embedding=embedding, bypass_dropout=bypass_dropout,
+                                 sharpness=sharpness)
     data_config = DataConfig(set_name=set_name or "en-10k", tasks=tasks or "all", data_dir=asked["data_dir"],
                              valid_stories=eval_stories)  # fmt: skip
 

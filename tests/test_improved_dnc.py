@@ -2,6 +2,7 @@
 Schmidhuber 2019) in babi_dnc.memory, the layer-normalised LSTM controller (Franke et al. 2018) in
 babi_dnc.controllers, and their ModelConfig fields. The paper's memory itself is tested in test_memory.py."""
 
+import dataclasses
 import math
 
 import pytest
@@ -11,7 +12,7 @@ import torch.nn.functional as F
 from babi_dnc import memory as mem
 from babi_dnc.controllers import LayerNormLSTMCell, LSTMController
 from babi_dnc.memory import Memory
-from babi_dnc.models import ModelConfig, build_model, preset
+from babi_dnc.models import ModelConfig, build_model, describe_model, preset
 
 T = torch.tensor
 D = torch.float64
@@ -129,11 +130,12 @@ def test_deallocation_leaves_padded_samples_untouched():
     assert new.memory[0, 1].abs().max() < 1e-12
 
 
-@pytest.mark.parametrize("masked,deallocate", [(True, False), (False, True), (True, True)])
-def test_improved_memory_state_stays_in_range_and_passes_gradients(masked, deallocate):
+@pytest.mark.parametrize("masked,deallocate,sharpness", [(True, False, False), (False, True, False),
+                                                         (False, False, True), (True, True, True)])  # fmt: skip
+def test_improved_memory_state_stays_in_range_and_passes_gradients(masked, deallocate, sharpness):
     N, W, R, B = 6, 4, 2, 3
     gen = torch.Generator().manual_seed(5)
-    memory = Memory(N, W, R, masked=masked, deallocate=deallocate)
+    memory = Memory(N, W, R, masked=masked, deallocate=deallocate, sharpness=sharpness)
     state = memory.initial_state(B, dtype=D)
     xi = torch.randn(10, B, memory.interface_size, generator=gen, dtype=D, requires_grad=True)
     total = 0
@@ -144,8 +146,56 @@ def test_improved_memory_state_stays_in_range_and_passes_gradients(masked, deall
         assert (state.read_weights.sum(-1) <= 1 + 1e-9).all()
     total.backward()
     assert torch.isfinite(xi.grad).all() and xi.grad.abs().sum() > 0
+    paper = mem.interface_size(W, R)
     if masked:  # the masks' part of the interface is used
-        assert xi.grad[:, :, -(R + 1) * W :].abs().sum() > 0
+        assert xi.grad[:, :, paper : paper + (R + 1) * W].abs().sum() > 0
+    if sharpness:  # and the sharpness part, the last 2R
+        assert xi.grad[:, :, -2 * R :].abs().sum() > 0
+
+
+# ------------------------------------------------------------------------------------- link sharpness
+
+
+def test_sharpen_by_hand():
+    d = T([[[0.5, 0.25, 0.25, 0.0]]], dtype=D)
+    close(mem.sharpen(d, T([[2.0]], dtype=D)), T([[[0.25, 0.0625, 0.0625, 0.0]]], dtype=D) / (0.375 + 1e-6))
+    close(mem.sharpen(d, T([[1.0]], dtype=D)), d / (1 + 1e-6))  # s = 1: only renormalised
+    close(mem.sharpen(torch.zeros(1, 1, 4, dtype=D), T([[3.0]], dtype=D)), torch.zeros(1, 1, 4))  # no links yet
+
+
+def test_sharpen_gradients_and_finite_ones_at_zero_weights():
+    d = T([[[0.6, 0.3, 0.1, 0.02], [0.2, 0.2, 0.5, 0.1]]], dtype=D, requires_grad=True)
+    s = T([[1.7, 2.5]], dtype=D, requires_grad=True)
+    assert torch.autograd.gradcheck(mem.sharpen, (d, s))
+    zeros = T([[[0.6, 0.4, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]], dtype=D, requires_grad=True)  # slots, heads unlinked
+    (mem.sharpen(zeros, s) * torch.arange(4, dtype=D)).sum().backward()
+    assert torch.isfinite(zeros.grad).all() and torch.isfinite(s.grad).all() and s.grad[0, 0] != 0
+
+
+def test_sharpness_reads_its_part_after_the_masks_and_sharpens_both_directions():
+    N, W, R, B = 5, 3, 2, 2
+    gen = torch.Generator().manual_seed(3)
+    plain, sharp = Memory(N, W, R, masked=True), Memory(N, W, R, masked=True, sharpness=True)
+    assert sharp.interface_size == plain.interface_size + 2 * R
+    state = plain.initial_state(B, dtype=D)
+    for _ in range(4):  # a state with links
+        _, state = plain(torch.randn(B, plain.interface_size, generator=gen, dtype=D), state)
+    xi = torch.randn(B, sharp.interface_size, generator=gen, dtype=D)
+    plain_trace, sharp_trace = {}, {}
+    plain(xi[:, : plain.interface_size], state, plain_trace)
+    sharp(xi, state, sharp_trace)
+    strengths = mem.oneplus(xi[:, -2 * R :]).reshape(B, 2, R)
+    assert plain_trace["forward_weights"].sum() > 0.1
+    close(sharp_trace["forward_weights"], mem.sharpen(plain_trace["forward_weights"], strengths[:, 0]))
+    close(sharp_trace["backward_weights"], mem.sharpen(plain_trace["backward_weights"], strengths[:, 1]))
+    close(sharp_trace["write_weights"], plain_trace["write_weights"])  # the rest of the step is the same
+
+
+def test_sharpness_is_a_model_option():
+    config = ModelConfig(memory_slots=8, word_size=4, read_heads=2, controller_size=16, sharpness=True)
+    model = build_model(config, 9)
+    assert model.core.cell.memory.sharpness and "link sharpness" in describe_model(dataclasses.asdict(config), True)
+    assert not build_model(preset("paper"), 9).core.cell.memory.sharpness  # the paper's DNC
 
 
 # -------------------------------------------------------------------------------- layer-norm controller
@@ -195,7 +245,7 @@ def test_joint_preset_builds_the_improved_dnc_and_it_trains():
     assert (logits[1, 6:] == 0).all()
 
 
-def test_bypass_dropout_option_reaches_the_saved_config(tmp_path, tiny_babi_dir):
+def test_bypass_dropout_and_sharpness_options_reach_the_saved_config(tmp_path, tiny_babi_dir):
     from typer.testing import CliRunner
 
     from app import app
@@ -203,8 +253,9 @@ def test_bypass_dropout_option_reaches_the_saved_config(tmp_path, tiny_babi_dir)
 
     out = tmp_path / "run"
     args = ["train", "--preset", "tiny", "--max-steps", "2", "--data-dir", str(tiny_babi_dir), "--tasks", "1",
-            "--out", str(out), "--no-progress", "--bypass-dropout", "0.25"]  # fmt: skip
+            "--out", str(out), "--no-progress", "--sharpness", "--bypass-dropout", "0.25"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert read_config(out)["model"]["bypass_dropout"] == 0.25
+    model = read_config(out)["model"]
+    assert model["bypass_dropout"] == 0.25 and model["sharpness"] is True
     assert CliRunner().invoke(app, [*args[:-1], "1.5"]).exit_code == 2  # outside [0, 0.99]
