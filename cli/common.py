@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from babi_dnc.errors import UserError, printable
+from babi_dnc.errors import EXIT_CTRL_C, EXIT_USER_ERROR, UserError, printable
 
 
 def _width(stream) -> int | None:
@@ -54,7 +54,9 @@ def show_warnings(message, category, *args, **kwargs) -> None:
 
 
 def user_errors(fn):
-    """Turn a UserError into one red sentence on stderr and its exit status (2; 3 for a failed training)."""
+    """Turn a UserError into one red sentence on stderr and its exit status (2; 3 for a failed training);
+    likewise a file the system would not read or write (a full disk, a permission, a vanished folder:
+    exit status 2), and Ctrl-C outside training, which saves and exits 75 itself (exit status 130)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -63,5 +65,13 @@ def user_errors(fn):
         except UserError as e:
             print_error(str(e))
             raise typer.Exit(e.exit_code) from None
+        except OSError as e:
+            where = f" {e.filename}" if e.filename else ""
+            print_error(f"cannot read or write{where} ({e.strerror or e}): check the path, its permissions and the "
+                        "free space; files already written are kept.")  # fmt: skip
+            raise typer.Exit(EXIT_USER_ERROR) from None
+        except KeyboardInterrupt:
+            print_error("interrupted.")
+            raise typer.Exit(EXIT_CTRL_C) from None
 
     return wrapper

@@ -446,3 +446,22 @@ def test_sigterm_exits_75_and_a_time_limit_exits_0(tmp_path, tiny_babi_dir, monk
     timed = runner.invoke(app, [*args, "--out", str(tmp_path / "b"), "--max-minutes", "1e-9"])
     assert timed.exit_code == 0, timed.output
     assert "time limit of 1e-09 minutes reached at step 1" in timed.output
+
+
+def test_system_errors_and_ctrl_c_outside_training_get_one_sentence(tiny_run, monkeypatch):
+    import eval.harness as harness
+
+    def full(*args, **kwargs):
+        raise OSError(28, os.strerror(28), "/data/report/results.csv")
+
+    monkeypatch.setattr(harness, "evaluate_runs", full)
+    result = runner.invoke(app, ["eval", str(tiny_run), "--device", "cpu"])
+    assert result.exit_code == 2
+    assert "cannot read or write /data/report/results.csv (No space left on device)" in one_sentence(result.output)
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(harness, "evaluate_runs", ctrl_c)
+    result = runner.invoke(app, ["eval", str(tiny_run), "--device", "cpu"])
+    assert result.exit_code == 130 and "interrupted" in one_sentence(result.output)
