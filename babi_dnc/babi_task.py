@@ -226,6 +226,10 @@ def run_config(model_config: ModelConfig, data_config: DataConfig, train_config:
 
 
 ASKED_OPTIONS = {"model": "--model", "set_name": "--set", "tasks": "--tasks"}
+# model settings that `train` options set: a resumed run keeps its own, so a different value is refused
+ASKED_MODEL_OPTIONS = {"embedding": "--embedding", "bypass_dropout": "--bypass-dropout", "sharpness": "--sharpness",
+                       "memory_slots": "--memory-slots", "word_size": "--word-size", "read_heads": "--read-heads",
+                       "controller_size": "--controller-size", "lstm_size": "--lstm-size"}  # fmt: skip
 
 
 @dataclass
@@ -252,12 +256,14 @@ def saved_configs(run_dir: Path) -> tuple[ModelConfig, DataConfig, TrainConfig]:
 def _check_asked(plan: RunPlan, asked: dict) -> None:
     """UserError when an option given for a resumed run differs from what the run was trained with."""
     saved = {"model": plan.model.model, "set_name": plan.data.set_name, "tasks": plan.data.tasks}
+    saved |= {k: getattr(plan.model, k) for k in ASKED_MODEL_OPTIONS}
+    names = ASKED_OPTIONS | ASKED_MODEL_OPTIONS
     same = {"tasks": lambda a, b: parse_task_spec(a) == parse_task_spec(b)}
-    differ = [k for k in ASKED_OPTIONS if asked.get(k) is not None
+    differ = [k for k in names if asked.get(k) is not None
               and not same.get(k, str.__eq__)(str(asked[k]), str(saved[k]))]  # fmt: skip
     if differ:
-        was = " ".join(f"{ASKED_OPTIONS[k]} {saved[k]}" for k in differ)
-        now = " ".join(f"{ASKED_OPTIONS[k]} {asked[k]}" for k in differ)
+        was = " ".join(f"{names[k]} {saved[k]}" for k in differ)
+        now = " ".join(f"{names[k]} {asked[k]}" for k in differ)
         raise UserError(f"{plan.run_dir} was trained with {was}, not {now}: leave {now} out to resume it as it is, "
                         "or pass --restart to start over with it.")  # fmt: skip
 

@@ -53,6 +53,16 @@ def train_command(
                   show_default=False)] = None,
     optimizer: Annotated[str | None, typer.Option("--optimizer", help="rmsprop, adam or sgd (default: "
                          "the preset's)", show_default=False)] = None,
+    memory_slots: Annotated[int | None, typer.Option("--memory-slots", min=1, help="DNC: memory slots N "
+                            "(default: the preset's)", show_default=False)] = None,
+    word_size: Annotated[int | None, typer.Option("--word-size", min=1, help="DNC: memory word size W "
+                         "(default: the preset's)", show_default=False)] = None,
+    read_heads: Annotated[int | None, typer.Option("--read-heads", min=1, help="DNC: read heads R "
+                          "(default: the preset's)", show_default=False)] = None,
+    controller_size: Annotated[int | None, typer.Option("--controller-size", min=1, help="DNC: controller "
+                               "units (default: the preset's)", show_default=False)] = None,
+    lstm_size: Annotated[int | None, typer.Option("--lstm-size", min=1, help="LSTM baseline: units "
+                         "(default: the preset's)", show_default=False)] = None,
     embedding: Annotated[int | None, typer.Option("--embedding", min=1, help="learned word embedding of "
                          "this size instead of the paper's one-hot input", show_default=False)] = None,
     bypass_dropout: Annotated[float | None, typer.Option(
@@ -94,7 +104,10 @@ def train_command(
     from babi_dnc.models import preset as model_preset
 
     asked = {"model": model, "set_name": set_name, "tasks": tasks,
-             "data_dir": str(data_dir.resolve()) if data_dir else None}  # fmt: skip
+             "data_dir": str(data_dir.resolve()) if data_dir else None,
+             "embedding": embedding, "bypass_dropout": bypass_dropout, "sharpness": sharpness,
+             "memory_slots": memory_slots, "word_size": word_size, "read_heads": read_heads,
+             "controller_size": controller_size, "lstm_size": lstm_size}  # fmt: skip
     model = model or "dnc"
     if model not in MODELS:
         raise UserError(f"--model must be one of {', '.join(MODELS)}, not {model!r}.")
@@ -110,7 +123,8 @@ def train_command(
     overrides = {k: v for k, v in overrides.items() if v is not None}
     train_config = dataclasses.replace(TRAIN_PRESETS[preset], seed=seed, progress=progress, **overrides)
     model_config = model_preset(preset, model=model, embedding=embedding, bypass_dropout=bypass_dropout,
-                                 sharpness=sharpness)
+                                 sharpness=sharpness, memory_slots=memory_slots, word_size=word_size,
+                                 read_heads=read_heads, controller_size=controller_size, lstm_size=lstm_size)
     data_config = DataConfig(set_name=set_name or "en-10k", tasks=tasks or "all", data_dir=asked["data_dir"],
                              valid_stories=eval_stories)  # fmt: skip
 
