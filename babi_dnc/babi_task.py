@@ -29,7 +29,7 @@ from .config import JsonConfig
 from .data import collate, iterate_batches, load_babi, packed_columns, parse_task_spec
 from .data.sampling import ROUND_BATCHES, iterate_round
 from .errors import CheckpointError, DataError, UserError
-from .metrics import IGNORE_INDEX, is_failed, question_results, summarize, task_errors
+from .metrics import IGNORE_INDEX, is_failed, per_task_errors, question_results, summarize, task_errors
 from .models import ModelConfig, build_model
 from .run_folder import check_seeds_folder, start_mode
 from .runs import read_vocab
@@ -182,7 +182,7 @@ class BabiTask:
 
     def on_evaluate(self, metrics: dict[str, float]) -> None:
         """The per-task errors of a validation (on every process), for the next round of "error" sampling."""
-        self.latest_errors = {int(k.rsplit("_", 1)[1]): v for k, v in metrics.items() if k.startswith("error_task_")}
+        self.latest_errors = per_task_errors(metrics)
 
     def state_dict(self) -> dict:
         state = {"epoch": self.epoch, "index": self.index, "seed": self.seed, "batch_size": self.batch_size}
@@ -204,7 +204,7 @@ class BabiTask:
         return {"epoch": f"{epochs:.2f}"}
 
     def summary(self, metrics: dict[str, float]) -> str:
-        per_task = {int(k.rsplit("_", 1)[1]): v for k, v in metrics.items() if k.startswith("error_task_")}
+        per_task = per_task_errors(metrics)
         worst = sorted(per_task.items(), key=lambda kv: -kv[1])[:3]
         worst_text = ", ".join(f"{t}: {e:.1%}" for t, e in worst if is_failed(e))
         text = f"val error {metrics['error']:.2%}, failed {int(metrics.get('failed_tasks', 0))}/{len(per_task)}"

@@ -116,7 +116,13 @@ def summarize(errors: dict[int, TaskError]) -> dict[str, float]:
     return metrics
 
 
+def per_task_errors(metrics: dict[str, float]) -> dict[int, float]:
+    """The "error_task_T" entries of `summarize`'s metrics as {T: error}."""
+    prefix = "error_task_"
+    return {int(k.removeprefix(prefix)): v for k, v in metrics.items() if k.startswith(prefix)}
+
+
 __all__ = [
     "IGNORE_INDEX", "FAILED_ABOVE", "TaskError", "question_correct", "answer_correct", "question_results",
-    "task_errors", "is_failed", "summarize",
+    "task_errors", "is_failed", "summarize", "per_task_errors",
 ]  # fmt: skip

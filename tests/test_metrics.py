@@ -73,3 +73,10 @@ def test_validation_and_test_error_come_from_one_computation(tiny_data):
     assert int(table["failed"].sum()) == valid["failed_tasks"] and len(questions) == valid["questions"]
     recount = questions["expected"] == questions["predicted"]  # every answer word right, from the strings
     assert (questions["correct"] == recount).all() and (~recount).any() and recount.any()
+
+
+def test_per_task_errors_reads_back_what_summarize_writes():
+    from babi_dnc.metrics import TaskError, per_task_errors, summarize
+
+    errors = {1: TaskError(10, 1), 12: TaskError(4, 0)}
+    assert per_task_errors(summarize(errors)) == {1: 0.1, 12: 0.0}
