@@ -149,9 +149,14 @@ def iterate_batches(dataset: datasets.Dataset, batch_size: int, shuffle: bool = 
     """
     packed = packed_columns(dataset)
     for rows in batch_indices(packed.length, batch_size, shuffle, seed, epoch, bucket, drop_last):
-        batch = collate([packed.row(int(i)) for i in rows])
-        batch["index"] = torch.from_numpy(np.asarray(rows, dtype=np.int64))
-        yield batch
+        yield collate_rows(packed, rows)
+
+
+def collate_rows(packed: PackedColumns, rows: Sequence[int] | np.ndarray) -> dict[str, torch.Tensor]:
+    """The batch (see `collate`) of the dataset rows `rows`, with "index" [B]: those positions."""
+    batch = collate([packed.row(int(i)) for i in rows])
+    batch["index"] = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+    return batch
 
 
 def padding_fraction(dataset: datasets.Dataset, batch_size: int, shuffle: bool = True, seed: int = 0,

@@ -15,9 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 import numpy as np
-import torch
 
-from .batching import PackedColumns, batch_indices, collate
+from .batching import PackedColumns, batch_indices, collate_rows
 
 ROUND_BATCHES = 250  # batches per round: the weights follow the validation that came before the round
 FLOOR = 0.05  # a solved task keeps a share (about FLOOR / (mean error + FLOOR) of its uniform one)
@@ -47,10 +46,7 @@ def round_rows(task_of_row: np.ndarray, errors: Mapping[int, float], rows: int, 
 
 def iterate_round(packed: PackedColumns, errors: Mapping[int, float], batch_size: int, seed: int,
                   round_index: int, batches: int = ROUND_BATCHES) -> Iterator[dict]:  # fmt: skip
-    """The batches (see `collate`) of one round, each with "index" [B] (the rows' positions)."""
+    """The batches (see `collate_rows`) of one round."""
     rows = round_rows(packed.task, errors, batches * batch_size, seed, round_index)
     for part in batch_indices(packed.length[rows], batch_size, shuffle=True, seed=seed, epoch=round_index):
-        chosen = rows[part]
-        batch = collate([packed.row(int(i)) for i in chosen])
-        batch["index"] = torch.from_numpy(np.asarray(chosen, dtype=np.int64))
-        yield batch
+        yield collate_rows(packed, rows[part])
