@@ -229,7 +229,8 @@ ASKED_OPTIONS = {"model": "--model", "set_name": "--set", "tasks": "--tasks"}
 # model settings that `train` options set: a resumed run keeps its own, so a different value is refused
 ASKED_MODEL_OPTIONS = {"embedding": "--embedding", "bypass_dropout": "--bypass-dropout", "sharpness": "--sharpness",
                        "memory_slots": "--memory-slots", "word_size": "--word-size", "read_heads": "--read-heads",
-                       "controller_size": "--controller-size", "lstm_size": "--lstm-size"}  # fmt: skip
+                       "controller_size": "--controller-size", "lstm_size": "--lstm-size",
+                       "think_steps": "--think-steps"}  # fmt: skip
 
 
 @dataclass
@@ -321,7 +322,7 @@ def train_babi(
     for plan in plans:
         data = _plan_data(plan, data_cache, env)
         seed_everything(plan.train.seed)
-        model = build_model(plan.model, data.vocab.size)
+        model = build_model(plan.model, data.vocab.size, data.vocab.answer_id)
         tc = plan.train
         task = BabiTask(data, tc.batch_size, seed=tc.seed, eval_batch_size=tc.eval_batch_size,
                         valid_stories=plan.data.valid_stories, augment=tc.augment,

@@ -3,6 +3,7 @@
     model = build_model(ModelConfig(...), vocab_size)      # or build_model(PRESETS["paper"], V)
     logits, state = model(ids [B, T] long, state=None, mask=None)           # logits [B, T, V]
     logits, state, trace = model(ids, state, mask, trace=True)              # trace: see dnc.py
+    build_model(ModelConfig(think_steps=2), V, answer_id=vocab.answer_id)   # 2 empty steps before answers
 
 Input (the paper's encoding): each word is a one-hot vector of size V (V = 159 on en-10k), so the unknown
 word id V (one past the vocabulary) is the all-zero vector; or, with `embedding=d`, a learned
@@ -73,10 +74,15 @@ class ModelConfig(JsonConfig):
     masked: bool = False
     deallocate: bool = False
     sharpness: bool = False
+    # empty input steps before each question's answer slots, in which the model can read memory once
+    # more before it must answer (the input is the zero vector; outputs there are not read); 0 = none
+    think_steps: int = 0
 
     def __post_init__(self):
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.think_steps < 0:
+            raise ValueError(f"think_steps must be 0 or more, got {self.think_steps}")
 
 
 PRESETS: dict[str, ModelConfig] = {
@@ -126,20 +132,61 @@ def describe_model(model: dict, details: bool = False) -> str:
         text = f"LSTM ({f'{layers} x ' if layers != 1 else ''}{model.get('lstm_size')} units)"
         extra = []
     extra.append(f"embedding {model['embedding']}" if model.get("embedding") else "one-hot input")
+    if model.get("think_steps"):
+        extra.append(f"{model['think_steps']} think step{'s' * (model['think_steps'] != 1)}")
     return ", ".join([text, *extra]) if details else text
+
+
+def insert_think_steps(ids: Tensor, mask: Tensor | None, answer_id: int, steps: int):
+    """Make room for `steps` empty input steps before the first answer slot of every question.
+
+    ids [B, T] long, mask [B, T] bool or None; a question's answer slots are a run of `answer_id` ids.
+    Returns (ids [B, T'], mask [B, T'], think [B, T'] bool: the inserted steps, positions [B, T]:
+    where each original step went), T' = T + steps x (most questions in one story). An inserted step takes
+    the mask of the answer slot after it; steps past a row's last step are padding (mask False; also
+    without a mask, so that a story with fewer questions than another in its batch ends where it did). Vectorised:
+    the source of each new step is found by a batched searchsorted over `positions`.
+    """
+    B, T = ids.shape
+    if T == 0 or steps == 0:
+        return ids, mask, torch.zeros_like(ids, dtype=torch.bool), torch.arange(T, device=ids.device).expand(B, T)
+    real = ids == answer_id if mask is None else (ids == answer_id) & mask
+    first = real & ~F.pad(real, (1, 0))[:, :T]  # [B, T] the first slot of each question
+    positions = torch.arange(T, device=ids.device) + steps * first.long().cumsum(1)  # [B, T]
+    T_new = T + steps * int(first.sum(1).max())
+    new = torch.arange(T_new, device=ids.device).expand(B, T_new).contiguous()  # [B, T']
+    source = torch.searchsorted(positions, new).clamp(max=T - 1)  # [B, T'] the original step at or after
+    is_original = positions.gather(1, source) == new
+    within = new <= positions[:, -1:]  # not past the last original step
+    think = ~is_original & within
+    ids_new = torch.where(is_original, ids.gather(1, source), torch.zeros_like(new))
+    mask_new = within if mask is None else mask.gather(1, source) & within
+    return ids_new, mask_new, think, positions
+
+
+def take_steps(x: Tensor, positions: Tensor) -> Tensor:
+    """x [B, T', ...] at the time steps `positions` [B, T] -> [B, T, ...] (undoes insert_think_steps)."""
+    index = positions.view(*positions.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:])
+    return x.gather(1, index)
 
 
 class BabiModel(nn.Module):
     """Word ids -> input vectors -> core (DNC or LSTM) -> V logits per step.
 
     `core` is any module with the DNC call shape: core(x [B, T, X], state, mask, trace) -> (y, state[, trace]).
+    With `think_steps` > 0 the core also runs that many zero-input steps before each question's answer
+    slots (ids == answer_id); logits and trace come back at the original steps only, so callers see [B, T].
     """
 
-    def __init__(self, core: nn.Module, vocab_size: int, embedding: int | None = None):
+    def __init__(self, core: nn.Module, vocab_size: int, embedding: int | None = None, think_steps: int = 0,
+                 answer_id: int | None = None):  # fmt: skip
         super().__init__()
+        if think_steps and answer_id is None:
+            raise ValueError("think steps need the answer slot's word id (answer_id)")
         self.vocab_size = vocab_size
         self.embed = nn.Embedding(vocab_size + 1, embedding) if embedding else None  # last row: unknown
         self.core = core
+        self.think_steps, self.answer_id = think_steps, answer_id
 
     def encode(self, ids: Tensor) -> Tensor:
         """ids [B, T] long in [0, V] -> inputs [B, T, X] float; id V (unknown) is a zero one-hot vector."""
@@ -151,7 +198,15 @@ class BabiModel(nn.Module):
         return self.core.initial_state(batch_size, device=device, dtype=dtype)
 
     def forward(self, ids: Tensor, state=None, mask: Tensor | None = None, trace: bool = False):
-        return self.core(self.encode(ids), state=state, mask=mask, trace=trace)
+        if not self.think_steps:
+            return self.core(self.encode(ids), state=state, mask=mask, trace=trace)
+        ids, mask, think, positions = insert_think_steps(ids, mask, self.answer_id, self.think_steps)
+        x = self.encode(ids).masked_fill(think.unsqueeze(-1), 0.0)  # [B, T', X] empty input while thinking
+        y, state, *traced = self.core(x, state=state, mask=mask, trace=trace)
+        y = take_steps(y, positions)  # [B, T, V]
+        if not trace:
+            return y, state
+        return y, state, {k: take_steps(v, positions) for k, v in traced[0].items()}
 
     def compile_step(self) -> None:
         """torch.compile the core's time step (a DNC's; the LSTM baseline has none: nn.LSTM already runs
@@ -160,8 +215,9 @@ class BabiModel(nn.Module):
             self.core.compile_step()
 
 
-def build_model(config: ModelConfig, vocab_size: int) -> BabiModel:
-    """The model `config` describes, for a vocabulary of `vocab_size` words (input and output V-way)."""
+def build_model(config: ModelConfig, vocab_size: int, answer_id: int | None = None) -> BabiModel:
+    """The model `config` describes, for a vocabulary of `vocab_size` words (input and output V-way);
+    `answer_id` (the answer slot's word id) is needed only with think steps."""
     input_size = config.embedding or vocab_size
     if config.model == "dnc":
         core = DNC(
@@ -177,7 +233,7 @@ def build_model(config: ModelConfig, vocab_size: int) -> BabiModel:
         core = LSTMBaseline(input_size, vocab_size, hidden_size=config.lstm_size, num_layers=config.lstm_layers)
     if config.model == "dnc" and config.bypass_dropout > 0:
         core.cell.output = BypassDropoutLinear(core.cell.output, config.bypass_dropout)
-    model = BabiModel(core, vocab_size, config.embedding)
+    model = BabiModel(core, vocab_size, config.embedding, config.think_steps, answer_id)
     init_forget_bias(model, config.forget_bias)
     return model
 
@@ -211,6 +267,7 @@ def init_forget_bias(module: nn.Module, value: float) -> None:
 
 
 __all__ = [
-    "MODELS", "ModelConfig", "PRESETS", "preset", "BabiModel", "build_model", "BypassDropoutLinear",
+    "MODELS", "ModelConfig", "PRESETS", "preset", "BabiModel", "build_model", "insert_think_steps", "take_steps",
+    "BypassDropoutLinear",
     "init_forget_bias", "describe_model", "compile_model",  # compile_model lives in dnc.py; bench.py calls it from here
 ]  # fmt: skip

@@ -43,7 +43,7 @@ def load_run(run_dir: str | Path, tag: str = "best", device: str | torch.device 
         raise CheckpointError(f"{run_dir / VOCAB} is missing: train the run again with `babi-dnc train`.")
 
     def build(config: dict, vocab_json) -> BabiModel:
-        return build_model(config_section(config, "model", ModelConfig, run_dir), vocab.size)
+        return build_model(config_section(config, "model", ModelConfig, run_dir), vocab.size, vocab.answer_id)
 
     model, info = load_trained(run_dir, build, tag, device)
     return model, {**info, "vocab": vocab}

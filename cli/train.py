@@ -72,6 +72,9 @@ def train_command(
     sharpness: Annotated[bool | None, typer.Option("--sharpness/--no-sharpness", help="DNC: sharpen the "
                          "temporal links' forward and backward weightings (Csordás & Schmidhuber 2019) "
                          "(default: the preset's; off = the paper's DNC)", show_default=False)] = None,
+    think_steps: Annotated[int | None, typer.Option("--think-steps", min=0, help="empty input steps before "
+                           "each question's answer, to read memory once more (default: the preset's; 0 = "
+                           "none, the paper)", show_default=False)] = None,
     clip_norm: Annotated[float | None, typer.Option("--clip-norm", help="also clip the global gradient "
                          "norm to this", show_default=False)] = None,
     max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="stop (and save) once the run "
@@ -107,7 +110,7 @@ def train_command(
              "data_dir": str(data_dir.resolve()) if data_dir else None,
              "embedding": embedding, "bypass_dropout": bypass_dropout, "sharpness": sharpness,
              "memory_slots": memory_slots, "word_size": word_size, "read_heads": read_heads,
-             "controller_size": controller_size, "lstm_size": lstm_size}  # fmt: skip
+             "controller_size": controller_size, "lstm_size": lstm_size, "think_steps": think_steps}  # fmt: skip
     model = model or "dnc"
     if model not in MODELS:
         raise UserError(f"--model must be one of {', '.join(MODELS)}, not {model!r}.")
@@ -124,7 +127,8 @@ def train_command(
     train_config = dataclasses.replace(TRAIN_PRESETS[preset], seed=seed, progress=progress, **overrides)
     model_config = model_preset(preset, model=model, embedding=embedding, bypass_dropout=bypass_dropout,
                                  sharpness=sharpness, memory_slots=memory_slots, word_size=word_size,
-                                 read_heads=read_heads, controller_size=controller_size, lstm_size=lstm_size)
+                                 read_heads=read_heads, controller_size=controller_size, lstm_size=lstm_size,
+                                 think_steps=think_steps)
     data_config = DataConfig(set_name=set_name or "en-10k", tasks=tasks or "all", data_dir=asked["data_dir"],
                              valid_stories=eval_stories)  # fmt: skip
 

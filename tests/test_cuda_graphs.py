@@ -140,6 +140,12 @@ def test_install_leaves_a_cpu_model_alone(monkeypatch):
     assert "forward" not in vars(model)  # the class's forward, untouched
 
 
+def test_install_leaves_a_model_with_think_steps_alone():
+    model = build_model(preset("tiny", think_steps=1), 6, answer_id=1)
+    assert install_cuda_graphs(model, devices=("cpu",)) is None
+    assert "forward" not in vars(model)
+
+
 def test_bench_refuses_graphs_without_a_gpu():
     from babi_dnc.bench import BenchConfig, measure
     from babi_dnc.errors import UserError

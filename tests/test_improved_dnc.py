@@ -254,14 +254,16 @@ def test_model_options_reach_the_saved_config(tmp_path, tiny_babi_dir):
     out = tmp_path / "run"
     args = ["train", "--preset", "tiny", "--max-steps", "2", "--data-dir", str(tiny_babi_dir), "--tasks", "1",
             "--out", str(out), "--no-progress", "--memory-slots", "12", "--word-size", "5", "--read-heads", "3",
-            "--controller-size", "7", "--sharpness", "--bypass-dropout", "0.25"]  # fmt: skip
+            "--controller-size", "7", "--think-steps", "1", "--sharpness", "--bypass-dropout", "0.25"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     model = read_config(out)["model"]
-    assert model["bypass_dropout"] == 0.25 and model["sharpness"] is True
+    assert model["bypass_dropout"] == 0.25 and model["sharpness"] is True and model["think_steps"] == 1
     assert (model["memory_slots"], model["word_size"], model["read_heads"], model["controller_size"]) == (12, 5, 3, 7)
     other = CliRunner().invoke(app, [*args, "--resume", "--memory-slots", "16"])
     assert other.exit_code == 2 and "trained with --memory-slots 12, not --memory-slots 16" in other.output
+    other = CliRunner().invoke(app, [*args, "--resume", "--think-steps", "2"])
+    assert other.exit_code == 2 and "trained with --think-steps 1, not --think-steps 2" in other.output
     same = CliRunner().invoke(app, [*args, "--resume", "--max-steps", "3"])  # the run's own values: accepted
     assert same.exit_code == 0, same.output
     assert CliRunner().invoke(app, [*args[:-1], "1.5"]).exit_code == 2  # outside [0, 0.99]
