@@ -105,10 +105,13 @@ def task_errors(tasks: Iterable[int] | Tensor, correct: Iterable[bool] | Tensor)
     return {t: TaskError(total[t], wrong[t]) for t in sorted(total)}
 
 
+TASK_ERROR = "error_task_"  # key prefix of each task's error in the metrics: "error_task_T"
+
+
 def summarize(errors: dict[int, TaskError]) -> dict[str, float]:
     """The validation metrics of `fit`: {"error": mean of the task errors, "error_task_T": each task's,
     "questions": n, "failed_tasks": tasks above FAILED_ABOVE, "tasks": number of tasks}."""
-    metrics = {f"error_task_{t}": e.error for t, e in errors.items()}
+    metrics = {f"{TASK_ERROR}{t}": e.error for t, e in errors.items()}
     metrics["error"] = float(np.mean([e.error for e in errors.values()])) if errors else math.nan
     metrics["questions"] = float(sum(e.questions for e in errors.values()))
     metrics["failed_tasks"] = float(sum(e.failed for e in errors.values()))
@@ -118,11 +121,10 @@ def summarize(errors: dict[int, TaskError]) -> dict[str, float]:
 
 def per_task_errors(metrics: dict[str, float]) -> dict[int, float]:
     """The "error_task_T" entries of `summarize`'s metrics as {T: error}."""
-    prefix = "error_task_"
-    return {int(k.removeprefix(prefix)): v for k, v in metrics.items() if k.startswith(prefix)}
+    return {int(k.removeprefix(TASK_ERROR)): v for k, v in metrics.items() if k.startswith(TASK_ERROR)}
 
 
 __all__ = [
     "IGNORE_INDEX", "FAILED_ABOVE", "TaskError", "question_correct", "answer_correct", "question_results",
-    "task_errors", "is_failed", "summarize", "per_task_errors",
+    "task_errors", "is_failed", "summarize", "per_task_errors", "TASK_ERROR",
 ]  # fmt: skip

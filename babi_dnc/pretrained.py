@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .checkpoint import CONFIG, META, VOCAB, WEIGHTS, load_checkpoint, read_config, write_json_atomic
 from .errors import UserError
+from .metrics import TASK_ERROR
 
 PREFIX = "pretrained:"
 PROVENANCE = "provenance.json"
@@ -88,7 +89,7 @@ def export_run(run_dir: str | Path, dest: str | Path, command: str, data_sha256:
         "command": command,
         "checkpoint": tag,
         "step": ckpt.step,
-        "validation": {k: v for k, v in ckpt.meta.get("metrics", {}).items() if not k.startswith("error_task_")},
+        "validation": {k: v for k, v in ckpt.meta.get("metrics", {}).items() if not k.startswith(TASK_ERROR)},
         "training_steps": last.get("step"),
         "training_minutes": round(last.get("elapsed_s", 0.0) / 60, 1),
         "data_sha256": data_sha256,
