@@ -159,16 +159,22 @@ def install_cuda_graphs(model: nn.Module, lengths: tuple[int, ...] = LENGTHS, ma
     """Make `model(ids, mask=mask)` replay CUDA graphs while training (in place; returns the GraphedForward),
     for a model on a CUDA device. Returns None and changes nothing where graphs do not apply: a model on a
     CPU, under torch.distributed (DDP), with think steps (their count makes the length data-dependent), or
-    with BABI_DNC_CUDA_GRAPHS=0. (`devices`: tests add "cpu".)"""
+    with BABI_DNC_CUDA_GRAPHS=0; the DDP and think-step cases say so in one warning. (`devices`: tests add
+    "cpu".)"""
     if os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
         return None
     param = next(model.parameters(), None)
     if param is None or param.device.type not in devices:
         return None
     if getattr(model, "think_steps", 0):
+        warnings.warn("CUDA graphs do not apply to a model with think steps (the step count depends on the "
+                      "data): the training step runs eagerly.", stacklevel=2)  # fmt: skip
         return None
     if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return None  # DDP's gradient hooks and graphs captured per process: not supported here
+        # DDP's gradient hooks and graphs captured per process: not supported here
+        warnings.warn("CUDA graphs are not used under torch.distributed (DDP): the training step runs eagerly.",
+                      stacklevel=2)  # fmt: skip
+        return None
     if isinstance(model.forward, GraphedForward):
         return model.forward
     graphed = GraphedForward(model, model.forward, lengths, max_length, warmup)
