@@ -27,6 +27,7 @@ from eval.aggregate import compare, group_runs, published_column
 from eval.harness import EvalConfig, evaluate_runs, score_answers, score_questions, task_errors
 from eval.reference import PUBLISHED, published_tasks
 from eval.report import console_table
+from eval.report.document import summary_lines
 
 runner = CliRunner()
 
@@ -321,6 +322,8 @@ def test_a_task_without_training_stories_is_shown_but_left_out_of_the_means(runs
     text = console.export_text()
     assert "8 lists-sets (untrained)" in text and "mean error, tasks 1" in text
     assert "Untrained: task 8 had no training stories (a missing file); its row is shown" in " ".join(text.split())
+    summary = summary_lines(comparison)[0]
+    assert f"{ours.failed:.0f} of 1 tasks failed" in summary  # the failed count is out of the scored tasks
 
 
 def test_the_table_names_the_runs_set_and_warns_that_en_is_not_en_10k(runs):

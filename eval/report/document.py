@@ -117,7 +117,7 @@ def summary_lines(comparison: Comparison) -> list[str]:
     for c in comparison.ours:
         runs = f"{c.runs} run{'s' if c.runs != 1 else ''}"
         text = (f"**{c.label}** ({runs}): mean error {fmt(c.mean_error, c.mean_sd)}% over {where}, "
-                f"{fmt_count(c.failed, c.failed_sd)} of {len(c.tasks)} tasks failed")
+                f"{fmt_count(c.failed, c.failed_sd)} of {len(comparison.scored)} tasks failed")
         if (c.runs or 0) > 1:
             text += f"; best run {c.best_run}: {c.best_error:.1f}% ({c.best_failed} failed)"
         lines.append(text + ".")
