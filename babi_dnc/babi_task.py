@@ -118,14 +118,18 @@ class BabiTask:
             renaming of batch (epoch, index) depends only on (seed, epoch, index), so resuming is exact.
         sampling: "uniform" (epochs over the training stories) or "error" (rounds of stories drawn by each
             task's latest validation error, data/sampling.py; an "epoch" is then a round).
-    State: (epoch, batches used in this epoch); with "error", also the errors of the round under way and
-    those of the latest validation.
+        curriculum_tasks, curriculum_steps: the steps before `curriculum_steps` train on epochs over the
+            stories of `curriculum_tasks` alone (task numbers; e.g. [1], which the later tasks build on);
+            from then on, `sampling` over all the training stories, starting at epoch 0.
+    State: (epoch, batches used in this epoch, whether in the curriculum); with "error", also the errors of
+    the round under way and those of the latest validation.
     """
 
     unit = "stories"
 
     def __init__(self, data, batch_size: int = 16, seed: int = 0, eval_batch_size: int = 64, bucket: bool = True,
-                 valid_stories: int | None = None, augment: bool = False, sampling: str = "uniform"):  # fmt: skip
+                 valid_stories: int | None = None, augment: bool = False, sampling: str = "uniform",
+                 curriculum_tasks: list[int] | None = None, curriculum_steps: int = 0):  # fmt: skip
         if len(data.train) == 0:
             raise DataError("the training split has no stories: choose tasks whose training files exist.")
         if len(data.valid) == 0:
@@ -144,11 +148,16 @@ class BabiTask:
         self.sampling, self.round_batches = sampling, ROUND_BATCHES
         self.round_errors: dict[int, float] = {}  # the errors the round under way was drawn with
         self.latest_errors: dict[int, float] = {}  # those of the latest validation: the next round's
+        self.curriculum_steps, self.in_curriculum = curriculum_steps, False
+        self.curriculum = curriculum_split(data.train, curriculum_tasks) if curriculum_steps > 0 else None
         self.classes = None
         if augment:
             self.classes = entity_classes(data.train, data.vocab)
 
     def _epoch_batches(self) -> Iterator[dict]:
+        if self.in_curriculum:
+            return iterate_batches(self.curriculum, self.batch_size, shuffle=True, seed=self.seed,
+                                   epoch=self.epoch, bucket=self.bucket)  # fmt: skip
         if self.sampling == "error":
             return iterate_round(packed_columns(self.data.train), self.round_errors, self.batch_size, self.seed,
                                  self.epoch, self.round_batches)  # fmt: skip
@@ -157,6 +166,9 @@ class BabiTask:
         )
 
     def next_batch(self, step: int) -> dict[str, Tensor]:
+        if (step < self.curriculum_steps) != self.in_curriculum:  # into or out of the curriculum
+            self.in_curriculum = step < self.curriculum_steps
+            self.epoch, self.index, self._iter = 0, 0, None
         if self._iter is None:  # (re)start the epoch and skip what was used (after a resume)
             self._iter = self._epoch_batches()
             for _ in range(self.index):
@@ -185,7 +197,8 @@ class BabiTask:
         self.latest_errors = per_task_errors(metrics)
 
     def state_dict(self) -> dict:
-        state = {"epoch": self.epoch, "index": self.index, "seed": self.seed, "batch_size": self.batch_size}
+        state = {"epoch": self.epoch, "index": self.index, "seed": self.seed, "batch_size": self.batch_size,
+                 "in_curriculum": self.in_curriculum}  # fmt: skip
         if self.sampling == "error":  # JSON-like: task numbers as strings
             state |= {"round_errors": {str(t): e for t, e in self.round_errors.items()},
                       "latest_errors": {str(t): e for t, e in self.latest_errors.items()}}  # fmt: skip
@@ -193,11 +206,14 @@ class BabiTask:
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self.index = int(state["epoch"]), int(state["index"])
+        self.in_curriculum = bool(state.get("in_curriculum", False))
         self.round_errors = {int(t): float(e) for t, e in state.get("round_errors", {}).items()}
         self.latest_errors = {int(t): float(e) for t, e in state.get("latest_errors", {}).items()}
         self._iter = None
 
     def progress_fields(self) -> dict[str, str]:
+        if self.in_curriculum:
+            return {"curriculum epoch": f"{self.epoch + self.index * self.batch_size / len(self.curriculum):.2f}"}
         if self.sampling == "error":
             return {"round": str(self.epoch)}
         epochs = self.epoch + self.index * self.batch_size / max(len(self.data.train), 1)
@@ -217,6 +233,17 @@ class BabiTask:
         if len(out) < 3 or not out[2]:
             return None
         return viz.memory_image(out[2], sample=0, scale=2)
+
+
+def curriculum_split(train, tasks: list[int] | None):
+    """The training stories of `tasks` (a datasets.Dataset); DataError when there are none of them."""
+    wanted = sorted(set(tasks or ()))
+    present = set(np.unique(np.asarray(train["task"])).tolist())
+    if not wanted or not set(wanted) <= present:
+        missing = ", ".join(str(t) for t in wanted if t not in present) or "none given"
+        raise DataError(f"--curriculum-tasks must be tasks the run trains on (with training stories), "
+                        f"not {missing}.")
+    return train.select(np.flatnonzero(np.isin(np.asarray(train["task"]), wanted)))
 
 
 def run_config(model_config: ModelConfig, data_config: DataConfig, train_config: TrainConfig) -> dict:
@@ -324,9 +351,10 @@ def train_babi(
         seed_everything(plan.train.seed)
         model = build_model(plan.model, data.vocab.size, data.vocab.answer_id)
         tc = plan.train
+        first = parse_task_spec(tc.curriculum_tasks) if tc.curriculum_steps else None
         task = BabiTask(data, tc.batch_size, seed=tc.seed, eval_batch_size=tc.eval_batch_size,
-                        valid_stories=plan.data.valid_stories, augment=tc.augment,
-                        sampling=tc.task_sampling)  # fmt: skip
+                        valid_stories=plan.data.valid_stories, augment=tc.augment, sampling=tc.task_sampling,
+                        curriculum_tasks=first, curriculum_steps=tc.curriculum_steps)  # fmt: skip
         summary = fit(model, task, tc, plan.run_dir, run_config(plan.model, plan.data, tc), vocab=data.vocab,
                       resume=resume, restart=restart)  # fmt: skip
         summaries.append(summary)

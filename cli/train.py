@@ -88,6 +88,12 @@ def train_command(
     task_sampling: Annotated[str | None, typer.Option("--task-sampling", help="uniform (every story once an "
                              "epoch), or error: rounds of 250 batches whose tasks are drawn by their latest "
                              "validation error (default: the preset's)", show_default=False)] = None,
+    curriculum_tasks: Annotated[str | None, typer.Option("--curriculum-tasks", help="train on these tasks "
+                                "alone first (e.g. 1), for --curriculum-steps steps, then on all of --tasks "
+                                "(default: the preset's; none)", show_default=False)] = None,
+    curriculum_steps: Annotated[int | None, typer.Option("--curriculum-steps", help="steps of training on "
+                                "--curriculum-tasks alone (default: the preset's; 0 = no curriculum)",
+                                show_default=False)] = None,
     eval_stories: Annotated[int | None, typer.Option("--eval-stories", min=1, help="validate on only the "
                             "first N validation stories of each task (quicker on a CPU)", show_default=False)] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bar (warnings are shown "
@@ -121,7 +127,7 @@ def train_command(
         "max_steps": max_steps, "batch_size": batch_size, "device": device, "amp": amp, "compile": compile_model,
         "cuda_graphs": cuda_graphs, "eval_every": eval_every, "lr": lr, "optimizer": optimizer,
         "clip_grad_norm": clip_norm, "max_minutes": max_minutes, "threads": threads, "augment": augment,
-        "task_sampling": task_sampling,
+        "task_sampling": task_sampling, "curriculum_tasks": curriculum_tasks, "curriculum_steps": curriculum_steps,
     }  # fmt: skip
     overrides = {k: v for k, v in overrides.items() if v is not None}
     train_config = dataclasses.replace(TRAIN_PRESETS[preset], seed=seed, progress=progress, **overrides)

@@ -44,6 +44,8 @@ class TrainConfig(JsonConfig):
     # this many times since the last one (weights that exploded, though finite); None: never
     augment: bool = False  # bAbI: rename the entities of each training story at random (see augment.py)
     task_sampling: str = "uniform"  # bAbI: "uniform", or "error": tasks drawn by validation error (data/sampling.py)
+    curriculum_tasks: str | None = None  # bAbI: train on these tasks alone first (a task list, e.g. "1") ...
+    curriculum_steps: int = 0  # ... for this many steps, then on all the run's tasks (0: no curriculum)
     progress: bool = True  # rich progress bar on a terminal
     tensorboard: bool = True
 
@@ -57,6 +59,8 @@ class TrainConfig(JsonConfig):
                 raise UserError(f"{name} must be {rule[0]}, not {value!r}.")
         if self.task_sampling not in TASK_SAMPLING:
             raise UserError(f"--task-sampling must be {' or '.join(TASK_SAMPLING)}, not {self.task_sampling!r}.")
+        if self.curriculum_steps > 0 and not self.curriculum_tasks:
+            raise UserError("--curriculum-steps needs --curriculum-tasks: the tasks to train on first.")
 
 
 def _holds(rule: tuple, value) -> bool:
@@ -86,7 +90,9 @@ RULES = {
     "lr_backoff": ("a number above 0 and at most 1", lambda v: 0 < v <= 1, False),
     "nonfinite_reloads": ("zero or more", lambda v: v >= 0, False),
     "max_weight_growth": ("a number above 1", lambda v: v > 1, True),
+    "curriculum_steps": ("zero or more steps", lambda v: v >= 0, False),
 }
 TASK_SAMPLING = ("uniform", "error")
 OPTIONS = {"lr": "--lr", "clip_grad_norm": "--clip-norm", "batch_size": "--batch-size", "max_steps": "--max-steps",
-           "max_minutes": "--max-minutes", "eval_every": "--eval-every", "threads": "--threads"}  # fmt: skip
+           "max_minutes": "--max-minutes", "eval_every": "--eval-every", "threads": "--threads",
+           "curriculum_steps": "--curriculum-steps"}  # fmt: skip
