@@ -26,7 +26,7 @@ from . import viz
 from .augment import entity_classes, permute_entities
 from .checkpoint import CONFIG, config_section, read_config
 from .config import JsonConfig
-from .data import collate, iterate_batches, load_babi, packed_columns, parse_task_spec
+from .data import collate, iterate_batches, load_babi, packed_columns, parse_task_spec, select_tasks
 from .data.sampling import ROUND_BATCHES, iterate_round
 from .errors import CheckpointError, DataError, UserError
 from .metrics import IGNORE_INDEX, is_failed, per_task_errors, question_results, summarize, task_errors
@@ -236,14 +236,15 @@ class BabiTask:
 
 
 def curriculum_split(train, tasks: list[int] | None):
-    """The training stories of `tasks` (a datasets.Dataset); DataError when there are none of them."""
+    """The training stories of `tasks` (a datasets.Dataset); DataError when some of them have none."""
     wanted = sorted(set(tasks or ()))
-    present = set(np.unique(np.asarray(train["task"])).tolist())
-    if not wanted or not set(wanted) <= present:
-        missing = ", ".join(str(t) for t in wanted if t not in present) or "none given"
+    subset = select_tasks(train, wanted)
+    present = set(np.unique(np.asarray(subset["task"])).tolist())
+    missing = [str(t) for t in wanted if t not in present]
+    if not wanted or missing:
         raise DataError(f"--curriculum-tasks must be tasks the run trains on (with training stories), "
-                        f"not {missing}.")
-    return train.select(np.flatnonzero(np.isin(np.asarray(train["task"]), wanted)))
+                        f"not {', '.join(missing) or 'none given'}.")
+    return subset
 
 
 def run_config(model_config: ModelConfig, data_config: DataConfig, train_config: TrainConfig) -> dict:

@@ -28,7 +28,7 @@ import torch
 
 from babi_dnc import metrics
 from babi_dnc.checkpoint import find_runs
-from babi_dnc.data import TASK_NAMES, BabiData, Vocabulary, format_task_spec, iterate_batches, load_babi
+from babi_dnc.data import TASK_NAMES, BabiData, Vocabulary, format_task_spec, iterate_batches, load_babi, select_tasks
 from babi_dnc.errors import CheckpointError, DataError, UserError, VocabularyError
 from babi_dnc.metrics import question_correct
 from babi_dnc.pretrained import PREFIX, pretrained_root, resolve_run
@@ -245,7 +245,7 @@ def evaluate_run(run_dir: str | Path, eval_config: EvalConfig, data_cache: dict 
         if not tasks:
             raise DataError(f"{run_dir} was trained on tasks {format_task_spec(data.tasks)}, none of "
                             f"--tasks {format_task_spec(eval_config.tasks)}: pick tasks it knows.")
-        dataset = dataset.select(np.flatnonzero(np.isin(np.asarray(dataset["task"]), tasks)))  # no progress bar
+        dataset = select_tasks(dataset, tasks)
     if len(dataset) == 0:
         raise DataError(f"the {eval_config.split} split of {run_dir}'s data has no stories: check --data-dir.")
     check_vocabulary(dataset, vocab, run_dir, eval_config.split)

@@ -74,6 +74,7 @@ def _train(tmp_path, tiny_babi_dir, *options):
 def test_bad_curriculum_options_get_one_sentence(tmp_path, tiny_babi_dir, options, message):
     result = _train(tmp_path, tiny_babi_dir, *options)
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()  # refused before anything is written
 
 
 def test_a_run_with_a_curriculum_trains_and_keeps_it_in_its_config(tmp_path, tiny_babi_dir):

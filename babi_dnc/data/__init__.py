@@ -30,6 +30,7 @@ from .loading import (
     UnknownWordsWarning,
     build_vocabulary,
     load_babi,
+    select_tasks,
     split_train_valid,
 )
 from .parser import MalformedLineError, parse_babi_file, story_lines
@@ -42,6 +43,6 @@ __all__ = [
     "TASK_NAMES", "SETS", "PAD_ID", "IGNORE_INDEX", "ENV_DATA", "BabiData", "Vocabulary", "Source",
     "TaskSpecError", "MalformedLineError", "MissingDataWarning", "UnknownWordsWarning", "tokenize",
     "answer_words", "parse_task_spec", "format_task_spec", "task_file", "parse_babi_file", "story_lines",
-    "encode_story", "load_babi", "resolve_source", "build_vocabulary", "split_train_valid", "collate",
+    "encode_story", "load_babi", "resolve_source", "build_vocabulary", "select_tasks", "split_train_valid", "collate",
     "batch_indices", "iterate_batches", "packed_columns", "padding_fraction", "data_stats",
 ]  # fmt: skip
