@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -89,6 +91,13 @@ def test_a_re_evaluation_matches_the_committed_numbers():
             row = committed[(committed["run"] == run) & (committed["task"] == task)].iloc[0]
             got = runs[run]["tasks"][str(task)]
             assert (got["questions"], got["wrong"]) == (row["questions"], row["wrong"]), (run, task)
+
+
+def test_the_readme_table_shows_the_committed_numbers():
+    check = [sys.executable, str(ROOT / "scripts" / "readme_table.py"), "--check"]
+    assert subprocess.run(check, capture_output=True).returncode == 0, "run python scripts/readme_table.py"
+    readme = (ROOT / "README.md").read_text()
+    assert "| 1 single-supporting-fact |" in readme  # the rows the check rewrites are there to be checked
 
 
 @needs_shipped
