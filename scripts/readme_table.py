@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from babi_dnc.metrics import is_failed
+from eval.report.tables import fmt, fmt_count
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -25,15 +26,14 @@ OURS = ("DNC: mean", "LSTM: mean")
 
 
 def cell(error: float, bold: bool) -> str:
-    text = f"{error:.1f}"
-    return f"**{text}**" if bold else text
+    return f"**{fmt(error)}**" if bold else fmt(error)
 
 
 def our_cells(table: pd.DataFrame, row: str) -> list[str]:
     """The README cells of our two models for one comparison row (a task number, mean_error, failed_tasks)."""
     values = [float(table.loc[row, column]) for column in OURS]
     if row == "failed_tasks":
-        return [str(int(value)) for value in values]
+        return [fmt_count(value) for value in values]
     if row == "mean_error":
         return [cell(value, True) for value in values]
     return [cell(value, not is_failed(value / 100)) for value in values]  # the csv holds percent
