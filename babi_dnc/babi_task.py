@@ -33,7 +33,7 @@ from .metrics import IGNORE_INDEX, is_failed, per_task_errors, question_results,
 from .models import ModelConfig, build_model
 from .run_folder import check_seeds_folder, start_mode
 from .runs import read_vocab
-from .train import TrainConfig, fit, init_distributed, seed_everything, to_device
+from .train import TrainConfig, close_distributed, fit, init_distributed, seed_everything, to_device
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     # The paper: RMSProp, lr 1e-4, momentum 0.9 (the batch size is ours).
@@ -361,6 +361,7 @@ def train_babi(
         summaries.append(summary)
         if summary["interrupted"]:
             break
+    close_distributed(env)
     return summaries
 
 

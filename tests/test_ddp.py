@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 from babi_dnc.babi_task import answer_loss
 from babi_dnc.checkpoint import load_checkpoint
 from babi_dnc.models import build_model, preset
-from babi_dnc.train import fit
+from babi_dnc.train import DistEnv, close_distributed, fit, init_distributed
 
 from .conftest import quiet_config
 
@@ -70,6 +70,7 @@ def worker(rank: int, world: int, port: int, tmp: str) -> None:
     try:
         weights = train_one_step(f"{tmp}/ddp")
         torch.save(weights, f"{tmp}/rank{rank}.pt")
+        dist.barrier()  # neither process closes the group while the other still uses it
     finally:
         dist.destroy_process_group()
 
@@ -105,3 +106,18 @@ def test_two_processes_average_gradients_like_one_process_on_the_union(tmp_path)
     with torch.no_grad():
         naive = {n: p - p.grad for n, p in model.named_parameters()}
     assert any((naive[n] - single[n]).abs().max() > 1e-4 for n in naive)
+
+
+@pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
+def test_close_distributed_destroys_only_the_group_init_distributed_created():
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    try:
+        borrowed = init_distributed("cpu")  # a group the caller made is used as is...
+        assert not borrowed.owned
+        close_distributed(borrowed)
+        assert dist.is_initialized()  # ...and left to the caller
+        close_distributed(DistEnv(owned=True))
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

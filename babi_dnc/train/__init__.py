@@ -90,12 +90,20 @@ result does not depend on W (up to floating-point rounding).
 
 
 from .config import TrainConfig
-from .distributed import DistEnv, batch_rows, init_distributed, resolve_device, shard_batch, to_device
+from .distributed import (
+    DistEnv,
+    batch_rows,
+    close_distributed,
+    init_distributed,
+    resolve_device,
+    shard_batch,
+    to_device,
+)
 from .loop import Task, fit
 from .optim import LRSchedule, make_optimizer
 from .rng import rng_state, seed_everything, set_rng_state
 
 __all__ = [
-    "TrainConfig", "Task", "fit", "DistEnv", "init_distributed", "resolve_device", "shard_batch", "batch_rows",
-    "to_device", "LRSchedule", "make_optimizer", "seed_everything", "rng_state", "set_rng_state",
+    "TrainConfig", "Task", "fit", "DistEnv", "init_distributed", "close_distributed", "resolve_device", "shard_batch",
+    "batch_rows", "to_device", "LRSchedule", "make_optimizer", "seed_everything", "rng_state", "set_rng_state",
 ]  # fmt: skip

@@ -21,6 +21,7 @@ class DistEnv:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    owned: bool = False  # init_distributed created the process group, so close_distributed destroys it
 
     @property
     def is_main(self) -> bool:
@@ -46,7 +47,15 @@ def init_distributed(device: str = "auto") -> DistEnv:
     if use_cuda:
         torch.cuda.set_device(local_rank)
     dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return DistEnv(dist.get_rank(), dist.get_world_size(), local_rank)
+    return DistEnv(dist.get_rank(), dist.get_world_size(), local_rank, owned=True)
+
+
+def close_distributed(env: DistEnv) -> None:
+    """Leave the process group `env` created: all processes meet first, so none exits while another still
+    talks to it (a gloo process whose peer vanished mid-exchange aborts, and its exit status is lost)."""
+    if env.owned and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def resolve_device(device: str, env: DistEnv | None = None) -> torch.device:

@@ -446,6 +446,8 @@ class Trainer:
         elif stopped:
             self.display.note(f"time limit of {self.cfg.max_minutes:g} minutes reached at step {self.step}, saved: "
                               "--resume with a larger --max-minutes trains on", style="")  # fmt: skip
+        if self.env.active:
+            dist.barrier()  # no process leaves while another still exchanges gradients or checkpoints
         self.release()
         c = self.counters
         return {"run_dir": str(self.run_dir), "step": self.step, "best_error": c["best_error"],
@@ -459,6 +461,7 @@ class Trainer:
         if self.released:
             return
         self.released = True
+        self.forward_model = self.raw  # the DDP wrapper goes now, while its process group is alive
         self.display.close()
         self.log.close()
         torch.set_num_threads(self.threads_before)
