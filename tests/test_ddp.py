@@ -70,9 +70,10 @@ def worker(rank: int, world: int, port: int, tmp: str) -> None:
     try:
         weights = train_one_step(f"{tmp}/ddp")
         torch.save(weights, f"{tmp}/rank{rank}.pt")
-        dist.barrier()  # neither process closes the group while the other still uses it
+        close_distributed(DistEnv(rank, world, owned=True))  # the processes meet, then leave the group
     finally:
-        dist.destroy_process_group()
+        if dist.is_initialized():  # an error before the meeting
+            dist.destroy_process_group()
 
 
 def free_port() -> int:
