@@ -25,6 +25,8 @@ never changed. `TrainConfig.augment` turns it on (the `small` preset does; the `
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 from torch import Tensor
 
@@ -42,7 +44,8 @@ def _names(texts: list[str]) -> set[str]:
     return names
 
 
-_CLASSES: dict[tuple[str, str], dict[int, list[Tensor]]] = {}  # (dataset fingerprint, vocabulary) -> classes
+# dataset -> {vocabulary fingerprint -> classes}; an entry goes with its dataset
+_CLASSES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def entity_classes(dataset, vocab) -> dict[int, list[Tensor]]:
@@ -50,10 +53,11 @@ def entity_classes(dataset, vocab) -> dict[int, list[Tensor]]:
     answer_positions, answer_words), the classes of interchangeable words as LongTensors of vocabulary
     ids (each with at least two words). See the module docstring for the rules. Computed once per
     dataset and vocabulary in a process (a few seconds on all of en-10k), so `--seeds K` pays it once."""
-    key = (dataset._fingerprint, vocab.fingerprint())
-    if key not in _CLASSES:
-        _CLASSES[key] = _entity_classes(dataset, vocab)
-    return _CLASSES[key]
+    per_vocab = _CLASSES.setdefault(dataset, {})
+    key = vocab.fingerprint()
+    if key not in per_vocab:
+        per_vocab[key] = _entity_classes(dataset, vocab)
+    return per_vocab[key]
 
 
 def _entity_classes(dataset, vocab) -> dict[int, list[Tensor]]:

@@ -27,9 +27,11 @@ from dataclasses import dataclass
 import torch
 
 from . import kernels
+from .cuda_graphs import install_cuda_graphs
 from .errors import UserError
 from .kernels import status as kernel_status
 from .malloc import retain_freed_memory
+from .models import build_model, compile_model, preset
 
 
 @dataclass
@@ -74,8 +76,6 @@ def _build(cfg: BenchConfig, device: torch.device):
             from dnc import DNC as PeerDNC  # the PyPI package `dnc`
         except ImportError as e:
             raise UserError("--vs-peer needs the peer package: run `pip install --no-deps dnc==1.1.0`.") from e
-        from .models import preset
-
         p = preset(cfg.preset)
         model = PeerDNC(
             input_size=V, hidden_size=p.controller_size, rnn_type="lstm", num_layers=1, nr_cells=p.memory_slots,
@@ -90,8 +90,6 @@ def _build(cfg: BenchConfig, device: torch.device):
 
         return model, loss_fn
 
-    from .models import build_model, compile_model, preset
-
     config = preset(cfg.preset, model=cfg.model)
     model = build_model(config, V).to(device)
     if cfg.checkpoint_steps and hasattr(model.core, "checkpoint_steps"):
@@ -100,8 +98,6 @@ def _build(cfg: BenchConfig, device: torch.device):
         compile_model(model, fallback=False)  # a failed compile is an error here, not an eager timing
     logits_of = _Logits(model, cfg.amp).to(device)
     if cfg.cuda_graph:  # what training uses (cuda_graphs.py): graphs per padded shape, replayed by model(...)
-        from .cuda_graphs import install_cuda_graphs
-
         graphed = install_cuda_graphs(model)
         if graphed is None:
             raise UserError("--cuda-graph needs --device cuda (and BABI_DNC_CUDA_GRAPHS unset).")
@@ -149,7 +145,7 @@ def _batches(cfg: BenchConfig, device: torch.device):
         mask = torch.ones(B, T, dtype=torch.bool, device=device)
         while True:
             yield ids, targets, mask
-    from .data import iterate_batches, load_babi
+    from .data import iterate_batches, load_babi  # here: only --data needs `datasets`, a second's import
 
     data = load_babi(set_name=cfg.data_set, tasks="all", data_dir=cfg.data_dir, seed=cfg.seed)
     epoch = 0

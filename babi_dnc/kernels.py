@@ -55,7 +55,7 @@ def _remove_stale_lock(lock: Path) -> None:
 
 
 def _build() -> None:
-    from torch.utils import cpp_extension
+    from torch.utils import cpp_extension  # here: it brings setuptools and the build tooling, for one build
 
     log.info("building the CPU link kernel (once; cached under ~/.cache/torch_extensions)")
     # OpenMP runs the samples of a batch in parallel (at::parallel_for); macOS's clang has no -fopenmp, and
@@ -127,7 +127,7 @@ def status() -> str:
 
 
 def _load_triton() -> None:
-    from . import triton_link
+    from . import triton_link  # here: only CUDA tensors use it, and importing Triton takes seconds
 
     _triton["max_slots"] = triton_link.MAX_SLOTS
 

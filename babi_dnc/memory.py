@@ -412,6 +412,13 @@ def read_memory(memory: Tensor, read_weights: Tensor) -> Tensor:
 # ------------------------------------------------------------------------------------------------ module
 
 
+def _traced_interface(xi: Interface) -> dict[str, Tensor]:
+    """The interface values a step's trace keeps (the gates, modes and strengths that plots show)."""
+    names = ("free_gates", "allocation_gate", "write_gate", "read_modes", "erase_vector", "write_strength",
+             "read_strengths")  # fmt: skip
+    return {name: getattr(xi, name) for name in names}
+
+
 class Memory(nn.Module):
     """The DNC memory: one step `(interface, state) -> (read_vectors, new_state)`. No learnable parameters.
 
@@ -521,21 +528,8 @@ class Memory(nn.Module):
             read_vectors = read_memory(memory, read_weights)  # [B, R, W]
 
         if trace is not None:
-            trace.update(
-                write_weights=write_weights,
-                read_weights=read_weights,
-                usage=usage,
-                allocation=allocation,
-                free_gates=xi.free_gates,
-                allocation_gate=xi.allocation_gate,
-                write_gate=xi.write_gate,
-                read_modes=xi.read_modes,
-                erase_vector=xi.erase_vector,
-                write_strength=xi.write_strength,
-                read_strengths=xi.read_strengths,
-                forward_weights=forward,
-                backward_weights=backward,
-            )
+            trace.update(write_weights=write_weights, read_weights=read_weights, usage=usage, allocation=allocation,
+                         forward_weights=forward, backward_weights=backward, **_traced_interface(xi))  # fmt: skip
         if keep is not None:
             kept = keep.unsqueeze(-1)  # [B, 1]
             usage = torch.where(kept, usage, state.usage)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from babi_dnc.errors import UserError
 
@@ -33,10 +36,6 @@ def bench(
     json_out: Annotated[bool, typer.Option("--json", help="print JSON only")] = False,
 ):
     """Time full training steps (forward, backward, optimizer) at a preset's sizes."""
-    import json
-
-    from rich.table import Table
-
     from babi_dnc.bench import BenchConfig, run_bench
 
     if model not in ("dnc", "lstm"):
@@ -76,6 +75,4 @@ def bench(
 
 
 def _data_dir_or_env() -> str | None:
-    import os
-
     return os.environ.get("BABI_DNC_DATA") or None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from babi_dnc.errors import EXIT_INTERRUPTED
 
@@ -58,8 +60,6 @@ def copy_command(
 
     Exit status as for `train`: 0 finished, 2 an error to fix, 3 diverged, 75 stopped by SIGTERM or SIGINT.
     """
-    import dataclasses
-
     from copytasks.train import CopyConfig, train_copy
 
     config = CopyConfig.for_task(task)
@@ -78,8 +78,6 @@ def copy_command(
         print_warning(f"{config.model.memory_slots} memory slots for patterns of up to {config.task.max_length} "
                       "vectors: the DNC may run out of memory.")
     summary = train_copy(config, resume=resume, restart=restart)
-
-    from rich.table import Table
 
     m = summary["metrics"]
     c = config.task

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
+from rich.table import Table
 
 from .common import console, print_warning, say
 
@@ -24,9 +28,6 @@ def data_command(
     = False,
 ) -> None:
     """Load bAbI and report what is there: counts per task and split, vocabulary, source, checksum."""
-    import json
-    import warnings
-
     from babi_dnc.data import data_stats, format_task_spec, load_babi
 
     with warnings.catch_warnings(record=True) as caught:
@@ -62,9 +63,6 @@ def data_command(
 def print_stats(info: dict) -> None:
     """The stories, questions, longest story and answer words per task and split (data_stats' dict) as a
     table, then the questions per task file."""
-    from rich import box
-    from rich.table import Table
-
     from babi_dnc.data import TASK_NAMES, format_task_spec, task_file
 
     table = Table(title=f"bAbI {info['set']}: stories per task and split", title_justify="left",

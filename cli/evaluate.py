@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from .common import console, err_console, plain, print_error, print_warning, say
 
@@ -42,11 +46,6 @@ def eval_command(
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Test error per task of trained runs, next to each other and to the published numbers."""
-    import json
-    import shlex
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from babi_dnc.checkpoint import ensure_folder
     from babi_dnc.data import parse_task_spec
     from eval import report as reports
@@ -108,8 +107,6 @@ def viz_command(
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Plot the DNC's memory over one story: write and read weightings, usage, gates, read modes, links."""
-    from rich.text import Text
-
     from babi_dnc.pretrained import is_pretrained
     from eval.harness import expand_runs
     from eval.memory_plots import answers_by_question, viz_run

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import statistics
+import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from babi_dnc.errors import EXIT_INTERRUPTED, UserError
 
@@ -105,9 +109,6 @@ def train_command(
     limit reached), 2 an error to fix (nothing lost), 3 training diverged (the last good checkpoint is kept),
     75 stopped by SIGTERM or SIGINT after saving (--resume continues).
     """
-    import dataclasses
-    import warnings
-
     from babi_dnc.babi_task import TRAIN_PRESETS, DataConfig, train_babi
     from babi_dnc.models import MODELS, PRESETS
     from babi_dnc.models import preset as model_preset
@@ -152,10 +153,6 @@ def train_command(
 
 def print_summaries(summaries: list[dict], out: Path, preset_text: str) -> None:
     """The table of the runs trained (and the mean over seeds), then what to do next."""
-    import statistics
-
-    from rich.table import Table
-
     from babi_dnc.checkpoint import read_config
 
     saved = read_config(summaries[0]["run_dir"])  # on --resume the run's own settings, not the options

@@ -259,7 +259,7 @@ def evaluate_run(run_dir: str | Path, eval_config: EvalConfig, data_cache: dict 
     missing = [t for t in tasks if t not in evaluated]
     if missing:
         notes.append(f"tasks {format_task_spec(missing)} have no {eval_config.split} stories and are left out.")
-    trained = set(data.train.unique("task")) if len(data.train) else set()
+    trained = set(data.train["task"])  # not .unique(), which flattens the split with a progress bar
     untrained = [t for t in evaluated if t not in trained]
     return RunResult(
         run_dir=run_dir, label=label, model_kind=config.get("model", {}).get("model", "dnc"), config=config,

@@ -48,3 +48,17 @@ def warm_state(memory: Memory, B: int, gen: torch.Generator, steps: int = 6) -> 
     for _ in range(steps):
         _, state = memory(torch.randn(B, memory.interface_size, generator=gen, dtype=torch.float64) * 2, state)
     return state
+
+
+def device_vs_cpu(memory: Memory, state: MemoryState, dev: torch.device, gen: torch.Generator, steps: int = 8) -> float:
+    """The largest absolute difference, over `steps` random float64 steps from the CPU state `state`, between
+    the memory run on `dev` and on the CPU: every state field and the read vectors."""
+    on_dev = MemoryState(*(t.to(dev) for t in state))
+    diff = 0.0
+    for _ in range(steps):
+        xi = torch.randn(state.memory.shape[0], memory.interface_size, generator=gen, dtype=torch.float64) * 2
+        reads, on_dev = memory(xi.to(dev), on_dev)
+        ref_reads, state = memory(xi, state)
+        pairs = [(reads, ref_reads), *zip(on_dev, state, strict=True)]
+        diff = max([diff] + [float((a.detach().cpu() - b).abs().max()) for a, b in pairs])
+    return diff

@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gpu_checklib import Checks, check_device, warm_state  # noqa: E402
+from gpu_checklib import Checks, check_device, device_vs_cpu, warm_state  # noqa: E402
 
 from babi_dnc.dnc import DNC  # noqa: E402
 from babi_dnc.memory import Memory, MemoryState  # noqa: E402
@@ -34,15 +34,7 @@ report = checks.report
 N, W, R, B = 16, 6, 4, 3
 gen = torch.Generator().manual_seed(0)
 memory = Memory(N, W, R)
-s_cpu = warm_state(memory, B, gen)
-s = MemoryState(*(t.to(dev) for t in s_cpu))
-worst = 0.0
-for _ in range(8):
-    xi = torch.randn(B, memory.interface_size, generator=gen, dtype=torch.float64) * 2
-    reads, s = memory(xi.to(dev), s)
-    reads_cpu, s_cpu = memory(xi, s_cpu)
-    worst = max(worst, float((reads.cpu() - reads_cpu).abs().max()))
-    worst = max([worst] + [float((a.cpu() - b).abs().max()) for a, b in zip(s, s_cpu)])
+worst = device_vs_cpu(memory, warm_state(memory, B, gen), dev, gen)
 report("float64 cuda vs float64 cpu, max abs diff", worst, worst < 1e-6)
 
 # 2. float32 CUDA vs float64 CPU at paper sizes

@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gpu_checklib import Checks, check_device, warm_state  # noqa: E402
+from gpu_checklib import Checks, check_device, device_vs_cpu, warm_state  # noqa: E402
 
 from babi_dnc import kernels  # noqa: E402
 from babi_dnc.cuda_graphs import install_cuda_graphs  # noqa: E402
@@ -91,14 +91,7 @@ def check_memory_float64():
     N, W, R, B = 16, 6, 4, 3
     gen = torch.Generator().manual_seed(1)
     memory = Memory(N, W, R)
-    s64 = warmed_state(memory, B, gen)
-    s = MemoryState(*(t.to(dev) for t in s64))
-    diff = 0.0
-    for _ in range(8):
-        xi = torch.randn(B, memory.interface_size, generator=gen, dtype=torch.float64) * 2
-        reads, s = memory(xi.to(dev), s)
-        ref_reads, s64 = memory(xi, s64)
-        diff = max(diff, worst([(reads, ref_reads), *zip(s, s64)]))
+    diff = device_vs_cpu(memory, warmed_state(memory, B, gen), dev, gen)
     report(f"memory float64 {dev.type} (triton link) vs float64 cpu, warmed state, 8 steps, max abs diff", diff,
            diff < 1e-12)  # fmt: skip
 

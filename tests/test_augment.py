@@ -21,6 +21,13 @@ def test_classes_are_names_and_the_answers_of_extractive_tasks(tiny_data):
     assert all(set(c) & {"the", "where", "is", "-", "?", "."} == set() for t in classes for c in classes[t])
 
 
+def test_classes_are_computed_once_per_dataset_and_vocabulary(tiny_data):
+    first = entity_classes(tiny_data.train, tiny_data.vocab)
+    assert entity_classes(tiny_data.train, tiny_data.vocab) is first  # cached, not recomputed
+    other = Vocabulary([*tiny_data.vocab.words[: tiny_data.vocab.size], "zebra"])
+    assert entity_classes(tiny_data.train, other) is not first  # another vocabulary: its own ids
+
+
 def test_a_permutation_renames_consistently_within_a_story_and_nowhere_else():
     vocab = Vocabulary(WORDS)
     ids_of = {w: i for i, w in enumerate(vocab.words)}

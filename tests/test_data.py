@@ -156,6 +156,7 @@ def test_parse_stories_multiword_answers_restarts_and_supporting_facts(tmp_path)
     ("3 Where is Mary?\tkitchen\tone", 3, "supporting"),        # not a number
     ("3 ", 3, "line id"),                                       # no text
     ("3 Where is Mary?", 3, "a question without a tab"),        # not silently a statement
+    ("3 Where is Mary? kitchen 1", 3, "a question without a tab"),  # tabs turned into spaces
     ("3 Mary went\tto the kitchen.", 3, "a tab in a statement"),  # blamed on this line, not a later one
     ("3 Where is Mary?\tkitchen\t²", 3, "supporting"),          # a digit that is not 0-9
 ])

@@ -289,6 +289,7 @@ def test_random_lines_parse_or_name_their_file_and_line(lines):
     for story in stories:
         assert len(story["questions"]) == len(story["answers"]) == len(story["supporting"])
         assert all(q.rstrip().endswith("?") for q in story["questions"])
+        assert not any("?" in s for s in story["sentences"])  # a line with a '?' is never taken for a statement
         assert all(0 <= i < len(story["sentences"]) for s in story["supporting"] for i in s)
 
 

@@ -33,7 +33,8 @@ def parse_babi_file(source: str | Path | bytes | Iterable[str], name: str | None
                                       `sentences` (the file's line ids, translated)
       question_after list[int]        per question, how many sentences come before it
     Blank lines and a UTF-8 byte order mark are skipped. A question is a line whose text ends in '?'
-    before its tab; a question without a tab, or a statement with one, is malformed. Anything malformed
+    before its tab; a line with a '?' but no tab (a question whose tabs became spaces), or a statement with
+    a tab, is malformed. Anything malformed
     raises MalformedLineError (a DataError) naming file:line.
     """
     lines, name = _lines(source, name)
@@ -58,7 +59,7 @@ def parse_babi_file(source: str | Path | bytes | Iterable[str], name: str | None
         last_id = line_id
         if "\t" in text:
             _add_question(story, text, line_to_sentence, name, number)
-        elif text.rstrip().endswith("?"):
+        elif "?" in text:  # bAbI statements never hold a '?': a question whose tabs are missing or spaces
             raise MalformedLineError(name, number, "a question without a tab and its answer")
         else:  # a statement
             line_to_sentence[line_id] = len(story["sentences"])

@@ -1,0 +1,71 @@
+"""The layout rules of the README's Architecture section: it names every module of the tree; dependencies point
+one way (the library imports no application code, scripts no tests); no two modules import each other."""
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("babi_dnc", "eval", "copytasks", "cli")
+
+
+def architecture_section() -> str:
+    readme = (ROOT / "README.md").read_text()
+    return readme[readme.index("## Architecture"):readme.index("Data flow:")]
+
+
+def test_the_readme_architecture_names_every_module():
+    words = set(re.findall(r"[\w.]+", architecture_section()))
+    names = {word.removesuffix(".py") for word in words} | {word.rstrip(".") for word in words}
+    unnamed = [str(path.relative_to(ROOT)) for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))
+               if path.name != "__init__.py" and path.stem not in names]  # fmt: skip
+    assert unnamed == [], f"modules the README's Architecture section does not name: {unnamed}"
+
+
+def test_the_library_imports_no_application_code():
+    """babi_dnc imports neither eval, copytasks, cli, app nor tests (the one-way rule of the Architecture)."""
+    pattern = re.compile(r"^\s*(?:from|import)\s+(eval|copytasks|cli|app|tests)\b", re.MULTILINE)
+    offenders = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "babi_dnc").rglob("*.py"))
+                 if pattern.search(p.read_text())]  # fmt: skip
+    scripts = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "scripts").glob("*.py"))
+               if any(name.split(".")[0] == "tests" for name in _imports(p))]  # fmt: skip
+    assert offenders == [] and scripts == []
+
+
+def _imports(path: Path) -> set[str]:
+    """The dotted names `path` imports, at any level of the file (relative imports resolved; `from P import
+    x` names P.x where x is a module of P)."""
+    module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    package = module.split(".")[:-1]  # of an __init__.py too: its own package
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            target = ".".join(base + (node.module.split(".") if node.module else []))
+            found |= {f"{target}.{a.name}" if (ROOT / Path(*target.split("."), f"{a.name}.py")).exists()
+                      or (ROOT / Path(*target.split("."), a.name, "__init__.py")).exists() else target
+                      for a in node.names}  # fmt: skip
+    return found
+
+
+def test_no_two_modules_import_each_other():
+    """No import circle among the modules of the tree (a package's __init__ counts as a module, with the
+    imports it re-exports)."""
+    files = [p for package in PACKAGES for p in (ROOT / package).rglob("*.py")]
+    graph = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p for p in files}
+    edges = {m: {t for t in _imports(p) if t in graph and t != m} for m, p in graph.items()}
+    state: dict[str, int] = {}
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for t in edges[m]:
+            assert state.get(t) != 1, f"import circle: {' -> '.join(path[path.index(t):] + [t]) if t in path else t}"
+            if t not in state:
+                visit(t, [*path, t])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
