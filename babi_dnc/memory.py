@@ -1,7 +1,8 @@
 """The DNC's external memory, as in the Methods of Graves et al., Nature 538 (2016).
 
 Read this file beside the paper. Every attention mechanism is one small pure function whose docstring gives
-its equation and tensor shapes; `Memory.forward` runs one time step in the paper's order:
+its equation and tensor shapes (the interface vector's split and activations are in interface.py);
+`Memory.forward` runs one time step in the paper's order:
 
     1. usage        u_t = (u_{t-1} + w^w_{t-1} - u_{t-1} o w^w_{t-1}) o psi_t,
                     psi_t = prod_i (1 - f^i_t w^{r,i}_{t-1})                        (retention)
@@ -46,10 +47,19 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import kernels
+from .interface import (  # noqa: F401  (re-exported: the memory's contract names them here too)
+    Interface,
+    interface_size,
+    mask_size,
+    oneplus,
+    sharpness_size,
+    split_interface,
+    split_masks,
+    split_sharpness,
+)
 
 COSINE_EPSILON = 1e-6
 SHARPEN_EPSILON = 1e-6  # in S(d, s)'s denominator: a directional weighting without links stays zero
@@ -64,79 +74,6 @@ class MemoryState(NamedTuple):
     precedence: Tensor  # [B, N]     p_t
     read_weights: Tensor  # [B, R, N]  w^r_t
     write_weights: Tensor  # [B, N]     w^w_t
-
-
-class Interface(NamedTuple):
-    """The interface vector xi_t after its activations (Methods, "Interface parameters")."""
-
-    read_keys: Tensor  # [B, R, W]  k^{r,i}_t
-    read_strengths: Tensor  # [B, R]     beta^{r,i}_t = oneplus(.)
-    write_key: Tensor  # [B, W]     k^w_t
-    write_strength: Tensor  # [B]        beta^w_t = oneplus(.)
-    erase_vector: Tensor  # [B, W]     e_t = sigmoid(.)
-    write_vector: Tensor  # [B, W]     v_t
-    free_gates: Tensor  # [B, R]     f^i_t = sigmoid(.)
-    allocation_gate: Tensor  # [B]        g^a_t = sigmoid(.)
-    write_gate: Tensor  # [B]        g^w_t = sigmoid(.)
-    read_modes: Tensor  # [B, R, 3]  pi^i_t = softmax(.), order (backward, content, forward)
-
-
-# ------------------------------------------------------------------------------------------- interface
-
-
-def interface_size(word_size: int, num_reads: int) -> int:
-    """Length of the raw interface vector: R*W + 3W + 5R + 3."""
-    return num_reads * word_size + 3 * word_size + 5 * num_reads + 3
-
-
-def mask_size(word_size: int, num_reads: int) -> int:
-    """Length of the masks' part of the interface (masked content addressing): (R + 1) W."""
-    return (num_reads + 1) * word_size
-
-
-def split_masks(raw: Tensor, word_size: int, num_reads: int) -> tuple[Tensor, Tensor]:
-    """The masks' part of the interface [B, (R + 1) W] -> (read masks [B, R, W], write mask [B, W]), sigmoid."""
-    masks = torch.sigmoid(raw).reshape(raw.shape[0], num_reads + 1, word_size)
-    return masks[:, :num_reads], masks[:, num_reads]
-
-
-def sharpness_size(num_reads: int) -> int:
-    """Length of the sharpness part of the interface: 2R (R forward strengths, then R backward)."""
-    return 2 * num_reads
-
-
-def split_sharpness(raw: Tensor, num_reads: int) -> tuple[Tensor, Tensor]:
-    """The sharpness part of the interface [B, 2R] -> (forward [B, R], backward [B, R]), oneplus: >= 1."""
-    sharpness = oneplus(raw).reshape(raw.shape[0], 2, num_reads)
-    return sharpness[:, 0], sharpness[:, 1]
-
-
-def oneplus(x: Tensor) -> Tensor:
-    """oneplus(x) = 1 + log(1 + e^x), in [1, inf)."""
-    return 1 + F.softplus(x)
-
-
-def split_interface(xi: Tensor, word_size: int, num_reads: int) -> Interface:
-    """Split the raw interface vector xi_t [B, R*W + 3W + 5R + 3] and apply the paper's activations.
-
-    Order: R read keys (head after head), R read strengths, write key, write strength, erase vector,
-    write vector, R free gates, allocation gate, write gate, R read modes (3 each, head after head).
-    """
-    B, W, R = xi.shape[0], word_size, num_reads
-    sizes = [R * W, R, W, 1, W, W, R, 1, 1, 3 * R]
-    keys, r_str, w_key, w_str, erase, write, free, g_a, g_w, modes = torch.split(xi, sizes, dim=-1)
-    return Interface(
-        read_keys=keys.reshape(B, R, W),
-        read_strengths=oneplus(r_str),
-        write_key=w_key,
-        write_strength=oneplus(w_str).squeeze(-1),
-        erase_vector=torch.sigmoid(erase),
-        write_vector=write,
-        free_gates=torch.sigmoid(free),
-        allocation_gate=torch.sigmoid(g_a).squeeze(-1),
-        write_gate=torch.sigmoid(g_w).squeeze(-1),
-        read_modes=torch.softmax(modes.reshape(B, R, 3), dim=-1),
-    )
 
 
 # ---------------------------------------------------------------------------------- content addressing
