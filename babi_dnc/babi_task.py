@@ -26,7 +26,7 @@ from . import viz
 from .augment import entity_classes, permute_entities
 from .checkpoint import CONFIG, config_section, read_config
 from .config import JsonConfig
-from .data import collate, iterate_batches, load_babi, packed_columns, parse_task_spec, select_tasks
+from .data import collate, iterate_batches, load_babi, packed_columns, parse_task_spec, select_tasks, tasks_in
 from .data.sampling import ROUND_BATCHES, iterate_round
 from .errors import CheckpointError, DataError, UserError
 from .metrics import IGNORE_INDEX, is_failed, per_task_errors, question_results, summarize, task_errors
@@ -239,7 +239,7 @@ def curriculum_split(train, tasks: list[int] | None):
     """The training stories of `tasks` (a datasets.Dataset); DataError when some of them have none."""
     wanted = sorted(set(tasks or ()))
     subset = select_tasks(train, wanted)
-    present = set(np.unique(np.asarray(subset["task"])).tolist())
+    present = tasks_in(subset)
     missing = [str(t) for t in wanted if t not in present]
     if not wanted or missing:
         raise DataError(f"--curriculum-tasks must be tasks the run trains on (with training stories), "

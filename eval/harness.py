@@ -28,7 +28,16 @@ import torch
 
 from babi_dnc import metrics
 from babi_dnc.checkpoint import find_runs
-from babi_dnc.data import TASK_NAMES, BabiData, Vocabulary, format_task_spec, iterate_batches, load_babi, select_tasks
+from babi_dnc.data import (
+    TASK_NAMES,
+    BabiData,
+    Vocabulary,
+    format_task_spec,
+    iterate_batches,
+    load_babi,
+    select_tasks,
+    tasks_in,
+)
 from babi_dnc.errors import CheckpointError, DataError, UserError, VocabularyError
 from babi_dnc.metrics import question_correct
 from babi_dnc.pretrained import PREFIX, pretrained_root, resolve_run
@@ -259,7 +268,7 @@ def evaluate_run(run_dir: str | Path, eval_config: EvalConfig, data_cache: dict 
     missing = [t for t in tasks if t not in evaluated]
     if missing:
         notes.append(f"tasks {format_task_spec(missing)} have no {eval_config.split} stories and are left out.")
-    trained = set(data.train["task"])  # not .unique(), which flattens the split with a progress bar
+    trained = tasks_in(data.train)
     untrained = [t for t in evaluated if t not in trained]
     return RunResult(
         run_dir=run_dir, label=label, model_kind=config.get("model", {}).get("model", "dnc"), config=config,

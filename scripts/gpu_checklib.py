@@ -59,6 +59,10 @@ def device_vs_cpu(memory: Memory, state: MemoryState, dev: torch.device, gen: to
         xi = torch.randn(state.memory.shape[0], memory.interface_size, generator=gen, dtype=torch.float64) * 2
         reads, on_dev = memory(xi.to(dev), on_dev)
         ref_reads, state = memory(xi, state)
-        pairs = [(reads, ref_reads), *zip(on_dev, state, strict=True)]
-        diff = max([diff] + [float((a.detach().cpu() - b).abs().max()) for a, b in pairs])
+        diff = max(diff, worst([(reads, ref_reads), *zip(on_dev, state, strict=True)]))
     return diff
+
+
+def worst(pairs) -> float:
+    """The largest absolute difference between the tensors of each pair, on the CPU in float64."""
+    return max(float((a.detach().double().cpu() - b.detach().double().cpu()).abs().max()) for a, b in pairs)

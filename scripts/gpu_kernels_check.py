@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gpu_checklib import Checks, check_device, device_vs_cpu, warm_state  # noqa: E402
+from gpu_checklib import Checks, check_device, device_vs_cpu, warm_state, worst  # noqa: E402
 
 from babi_dnc import kernels  # noqa: E402
 from babi_dnc.cuda_graphs import install_cuda_graphs  # noqa: E402
@@ -34,9 +34,6 @@ dev = check_device()  # cpu: a dry run of the script (TRITON_INTERPRET=1)
 checks = Checks(dev, link=None)
 report = checks.report
 
-
-def worst(pairs) -> float:
-    return max(float((a.detach().double().cpu() - b.detach().double().cpu()).abs().max()) for a, b in pairs)
 
 
 def guarded(fn):

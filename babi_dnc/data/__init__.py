@@ -32,6 +32,7 @@ from .loading import (
     load_babi,
     select_tasks,
     split_train_valid,
+    tasks_in,
 )
 from .parser import MalformedLineError, parse_babi_file, story_lines
 from .sources import ENV_DATA, Source, resolve_source
@@ -43,6 +44,7 @@ __all__ = [
     "TASK_NAMES", "SETS", "PAD_ID", "IGNORE_INDEX", "ENV_DATA", "BabiData", "Vocabulary", "Source",
     "TaskSpecError", "MalformedLineError", "MissingDataWarning", "UnknownWordsWarning", "tokenize",
     "answer_words", "parse_task_spec", "format_task_spec", "task_file", "parse_babi_file", "story_lines",
-    "encode_story", "load_babi", "resolve_source", "build_vocabulary", "select_tasks", "split_train_valid", "collate",
-    "batch_indices", "iterate_batches", "packed_columns", "padding_fraction", "data_stats",
+    "encode_story", "load_babi", "resolve_source", "build_vocabulary", "select_tasks", "tasks_in",
+    "split_train_valid", "collate", "batch_indices", "iterate_batches", "packed_columns", "padding_fraction",
+    "data_stats",
 ]  # fmt: skip

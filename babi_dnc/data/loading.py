@@ -118,6 +118,12 @@ def select_tasks(dataset: datasets.Dataset, tasks: Iterable[int]) -> datasets.Da
     return dataset.select(np.flatnonzero(np.isin(np.asarray(dataset["task"]), list(tasks))))
 
 
+def tasks_in(dataset: datasets.Dataset) -> set[int]:
+    """The tasks that have rows in `dataset` (not `Dataset.unique`, which flattens a selection with a progress
+    bar)."""
+    return set(np.unique(np.asarray(dataset["task"])).tolist())
+
+
 def split_train_valid(tasks: Sequence[int], valid_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Row indices (train, valid) given the task of every training story, in file order.
 

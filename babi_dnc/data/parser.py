@@ -34,8 +34,7 @@ def parse_babi_file(source: str | Path | bytes | Iterable[str], name: str | None
       question_after list[int]        per question, how many sentences come before it
     Blank lines and a UTF-8 byte order mark are skipped. A question is a line whose text ends in '?'
     before its tab; a line with a '?' but no tab (a question whose tabs became spaces), or a statement with
-    a tab, is malformed. Anything malformed
-    raises MalformedLineError (a DataError) naming file:line.
+    a tab, is malformed. Anything malformed raises MalformedLineError (a DataError) naming file:line.
     """
     lines, name = _lines(source, name)
     stories: list[dict] = []
