@@ -65,6 +65,11 @@ class DataConfig(JsonConfig):
     valid_fraction: float = 0.1
     seed: int = 0  # the validation split; the same for every training seed
     valid_stories: int | None = None  # validate on the first N validation stories of each task (None: all)
+    # where an en-10k training file is missing (task 3 in some copies), train on the en (1k) one of the task
+    fallback_1k: bool = False
+    # task 16's training stories rewritten so that its most-common-colour shortcut no longer pays
+    # (Franke et al. 2018; data/induction.py); validation and test stories are never rewritten
+    augment_16: bool = False
 
 
 def answer_loss(logits: Tensor, targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -253,7 +258,8 @@ def run_config(model_config: ModelConfig, data_config: DataConfig, train_config:
             "train": train_config.to_dict()}  # fmt: skip
 
 
-ASKED_OPTIONS = {"model": "--model", "set_name": "--set", "tasks": "--tasks"}
+ASKED_OPTIONS = {"model": "--model", "set_name": "--set", "tasks": "--tasks", "fallback_1k": "--fallback-1k",
+                 "augment_16": "--augment-16"}
 # model settings that `train` options set: a resumed run keeps its own, so a different value is refused
 ASKED_MODEL_OPTIONS = {"embedding": "--embedding", "bypass_dropout": "--bypass-dropout", "sharpness": "--sharpness",
                        "memory_slots": "--memory-slots", "word_size": "--word-size", "read_heads": "--read-heads",
@@ -284,7 +290,8 @@ def saved_configs(run_dir: Path) -> tuple[ModelConfig, DataConfig, TrainConfig]:
 
 def _check_asked(plan: RunPlan, asked: dict) -> None:
     """UserError when an option given for a resumed run differs from what the run was trained with."""
-    saved = {"model": plan.model.model, "set_name": plan.data.set_name, "tasks": plan.data.tasks}
+    saved = {"model": plan.model.model, "set_name": plan.data.set_name, "tasks": plan.data.tasks,
+             "fallback_1k": plan.data.fallback_1k, "augment_16": plan.data.augment_16}
     saved |= {k: getattr(plan.model, k) for k in ASKED_MODEL_OPTIONS}
     names = ASKED_OPTIONS | ASKED_MODEL_OPTIONS
     same = {"tasks": lambda a, b: parse_task_spec(a) == parse_task_spec(b)}
@@ -374,7 +381,8 @@ def _plan_data(plan: RunPlan, cache: dict[str, Any], env):
         if env.active and not env.is_main:
             dist.barrier()  # process 0 fills the dataset cache first
         cache[key] = load_babi(set_name=dc.set_name, tasks=dc.tasks, data_dir=dc.data_dir,
-                               valid_fraction=dc.valid_fraction, seed=dc.seed, vocab=saved_vocab)  # fmt: skip
+                               valid_fraction=dc.valid_fraction, seed=dc.seed, vocab=saved_vocab,
+                               fallback_1k=dc.fallback_1k, augment_16=dc.augment_16)  # fmt: skip
         if env.active and env.is_main:
             dist.barrier()
     return cache[key]

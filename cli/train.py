@@ -98,6 +98,13 @@ def train_command(
     curriculum_steps: Annotated[int | None, typer.Option("--curriculum-steps", help="steps of training on "
                                 "--curriculum-tasks alone (default: the preset's; 0 = no curriculum)",
                                 show_default=False)] = None,
+    fallback_1k: Annotated[bool | None, typer.Option("--fallback-1k/--no-fallback-1k", help="where an en-10k "
+                           "training file is missing, train that task on the en (1k) one (default: off)",
+                           show_default=False)] = None,
+    augment_16: Annotated[bool | None, typer.Option("--augment-16/--no-augment-16", help="rewrite task 16's "
+                          "training stories so that answering the most common colour no longer pays (Franke "
+                          "et al. 2018); validation and test stories stay as they are (default: off)",
+                          show_default=False)] = None,
     eval_stories: Annotated[int | None, typer.Option("--eval-stories", min=1, help="validate on only the "
                             "first N validation stories of each task (quicker on a CPU)", show_default=False)] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bar (warnings are shown "
@@ -113,7 +120,7 @@ def train_command(
     from babi_dnc.models import MODELS, PRESETS
     from babi_dnc.models import preset as model_preset
 
-    asked = {"model": model, "set_name": set_name, "tasks": tasks,
+    asked = {"model": model, "set_name": set_name, "tasks": tasks, "fallback_1k": fallback_1k, "augment_16": augment_16,
              "data_dir": str(data_dir.resolve()) if data_dir else None,
              "embedding": embedding, "bypass_dropout": bypass_dropout, "sharpness": sharpness,
              "memory_slots": memory_slots, "word_size": word_size, "read_heads": read_heads,
@@ -137,7 +144,8 @@ def train_command(
                                  read_heads=read_heads, controller_size=controller_size, lstm_size=lstm_size,
                                  think_steps=think_steps)
     data_config = DataConfig(set_name=set_name or "en-10k", tasks=tasks or "all", data_dir=asked["data_dir"],
-                             valid_stories=eval_stories)  # fmt: skip
+                             valid_stories=eval_stories, fallback_1k=bool(fallback_1k),
+                             augment_16=bool(augment_16))  # fmt: skip
 
     with warnings.catch_warnings():
         warnings.simplefilter("default")

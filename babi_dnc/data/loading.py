@@ -26,7 +26,9 @@ from datasets.table import InMemoryTable
 
 from ..errors import DataError
 from ..hashing import sha256_bytes
-from .encoding import FORMAT_VERSION, RAW_FEATURES, add_ids, cache_key, tokenize_dataset
+from .encoding import FORMAT_VERSION, RAW_FEATURES, add_ids, cache_key, encode_story, tokenize_dataset
+from .induction import TASK as INDUCTION_TASK
+from .induction import rewrite_story
 from .parser import parse_babi_file
 from .sources import ARCHIVE_ROOT, resolve_source
 from .tasks import SPLITS, TASK_NAMES, check_set, format_task_spec, parse_task_spec, task_file, task_of_file
@@ -160,6 +162,8 @@ class BabiData:
     valid_fraction: float = 0.1
     seed: int = 0
     notes: list[str] = field(default_factory=list)
+    from_1k: list[int] = field(default_factory=list)  # tasks whose training stories come from the en (1k) file
+    augment_16: bool = False  # task 16's training stories rewritten (data/induction.py)
 
     def splits(self) -> dict[str, datasets.Dataset]:
         return {"train": self.train, "valid": self.valid, "test": self.test}
@@ -167,12 +171,14 @@ class BabiData:
     def config(self) -> dict:
         """What `load_babi` needs to rebuild this data (for RUN/config.json)."""
         return {"set_name": self.set_name, "tasks": list(self.tasks), "valid_fraction": self.valid_fraction,
-                "seed": self.seed, "source": dict(self.source)}
+                "seed": self.seed, "source": dict(self.source), "from_1k": list(self.from_1k),
+                "augment_16": self.augment_16}
 
 
 def load_babi(set_name: str = "en-10k", tasks: str | int | Iterable[int] = "all",
               data_dir: str | Path | None = None, valid_fraction: float = 0.1, seed: int = 0,
-              vocab: Vocabulary | None = None, *, cache_dir: str | Path | None = None) -> BabiData:
+              vocab: Vocabulary | None = None, *, cache_dir: str | Path | None = None, fallback_1k: bool = False,
+              augment_16: bool = False) -> BabiData:
     """Load bAbI `set_name` ("en-10k" or "en"), tasks `tasks` ("all", "1,2,5-7", or ints).
 
     Returns BabiData with train/valid/test Datasets, one row per story, columns
@@ -187,12 +193,16 @@ def load_babi(set_name: str = "en-10k", tasks: str | int | Iterable[int] = "all"
     training file is missing keeps its test rows. Raises DataError when nothing requested is there.
     `cache_dir`: where parsed and tokenized stories are cached (None: $BABI_DNC_CACHE, else the
     datasets cache; False: no cache, all in memory).
+    `fallback_1k`: where an en-10k training file is missing, train on the en (1k) one of the same task (its
+    first 1,000 questions; the tasks are listed in `.from_1k` and in a note). `augment_16`: rewrite task 16's
+    training stories (not its validation or test stories) so that its shortcut no longer pays (induction.py).
     """
     check_set(set_name)
     tasks = parse_task_spec(tasks)
     split_train_valid([], valid_fraction, seed)  # validates the fraction before any work
     source = resolve_source(data_dir)
     files = source.read_set(set_name)
+    from_1k = _borrow_1k_training(source, files) if fallback_1k and set_name == "en-10k" else []
     expected = {split: [task_file(set_name, t, split) for t in TASK_NAMES] for split in SPLITS}
     missing = [n for split in SPLITS for n in expected[split] if n not in files]
     requested = [task_file(set_name, t, s) for t in tasks for s in SPLITS]
@@ -204,6 +214,9 @@ def load_babi(set_name: str = "en-10k", tasks: str | int | Iterable[int] = "all"
         raise DataError(f"{empty[0]} in {source.path} is empty (no stories), so re-download it or leave task "
                         f"{task_of_file(empty[0])} out of --tasks.")  # fmt: skip
     notes = _missing_notes(set_name, tasks, missing, own_vocab=vocab is None)
+    if from_1k:
+        notes.append(f"The en-10k training file of task {format_task_spec(from_1k)} is missing, so the en (1k) one "
+                     "is used instead (1,000 questions, not 10,000).")
     if notes:
         warnings.warn(" ".join(notes), MissingDataWarning, stacklevel=2)
 
@@ -226,12 +239,13 @@ def load_babi(set_name: str = "en-10k", tasks: str | int | Iterable[int] = "all"
     train_rows, valid_rows = split_train_valid(train_tasks, valid_fraction, seed)
     wanted = np.isin(train_tasks, tasks)
     test_tasks = np.asarray(encoded["test"].data.column("task").to_numpy())
+    train = encoded["train"].select(train_rows[wanted[train_rows]])
     data = BabiData(
-        train=encoded["train"].select(train_rows[wanted[train_rows]]),
+        train=rewrite_induction(train, vocab, seed) if augment_16 else train,
         valid=encoded["train"].select(valid_rows[wanted[valid_rows]]),
         test=encoded["test"].select(np.flatnonzero(np.isin(test_tasks, tasks))),
         vocab=vocab, source=source.describe(), missing=missing, set_name=set_name, tasks=tasks,
-        valid_fraction=valid_fraction, seed=seed, notes=notes)
+        valid_fraction=valid_fraction, seed=seed, notes=notes, from_1k=from_1k, augment_16=augment_16)
     for split in SPLITS:
         unknown = _unknown_words(encoded[split], vocab.unk_id)
         if unknown:
@@ -240,6 +254,38 @@ def load_babi(set_name: str = "en-10k", tasks: str | int | Iterable[int] = "all"
                           f"and map to the unknown id {vocab.unk_id}: {shown}", UnknownWordsWarning,
                           stacklevel=2)
     return data
+
+
+def _borrow_1k_training(source, files: dict[str, bytes]) -> list[int]:
+    """Put the en (1k) training file of every task whose en-10k one is missing into `files` under the en-10k
+    name (the en files are the first 1,000 questions of the en-10k ones); returns those tasks."""
+    missing = [t for t in TASK_NAMES if task_file("en-10k", t, "train") not in files]
+    if not missing:
+        return []
+    sha256 = source.sha256
+    small = source.read_set("en")
+    source.sha256 = sha256  # the source's digest stays that of the en-10k files; the borrowed ones are keyed below
+    borrowed = [t for t in missing if task_file("en", t, "train") in small]
+    for t in borrowed:
+        files[task_file("en-10k", t, "train")] = small[task_file("en", t, "train")]
+    return borrowed
+
+
+def rewrite_induction(train: datasets.Dataset, vocab: Vocabulary, seed: int) -> datasets.Dataset:
+    """`train` with its task-16 stories rewritten by induction.rewrite_story and encoded again (same rows,
+    same order; a generator seeded by (seed, 16), so the same data config gives the same stories)."""
+    rows = np.flatnonzero(np.asarray(train["task"]) == INDUCTION_TASK)
+    if len(rows) == 0:
+        return train
+    rng = np.random.default_rng([int(seed), INDUCTION_TASK])
+    new_rows = []
+    for row in train.select(rows):
+        story = rewrite_story(row, rng)
+        new_rows.append({**story, **encode_story(story, vocab)})
+    rewritten = datasets.Dataset.from_list(new_rows, features=train.features)
+    others = np.setdiff1d(np.arange(len(train)), rows)
+    joined = datasets.concatenate_datasets([train.select(others), rewritten])
+    return joined.select(np.argsort(np.concatenate([others, rows]), kind="stable"))
 
 
 def _missing_notes(set_name: str, tasks: list[int], missing: list[str], own_vocab: bool = True) -> list[str]:
