@@ -38,6 +38,7 @@ from .baselines import LSTMBaseline
 from .config import JsonConfig
 from .controllers import LayerNormLSTMCell
 from .dnc import DNC, compile_model
+from .reader import BackwardReader
 
 MODELS = ("dnc", "lstm")
 
@@ -77,12 +78,17 @@ class ModelConfig(JsonConfig):
     # empty input steps before each question's answer slots, in which the model can read memory once
     # more before it must answer (the input is the zero vector; outputs there are not read); 0 = none
     think_steps: int = 0
+    # a backward LSTM of this size over each question's segment of the story, its output joined to every
+    # word's input (reader.py: BiADNC's backward pass, restarted at each question); 0 = none, the paper
+    backward_reader: int = 0
 
     def __post_init__(self):
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
         if self.think_steps < 0:
             raise ValueError(f"think_steps must be 0 or more, got {self.think_steps}")
+        if self.backward_reader < 0:
+            raise ValueError(f"backward_reader must be 0 or more, got {self.backward_reader}")
 
 
 PRESETS: dict[str, ModelConfig] = {
@@ -132,6 +138,8 @@ def describe_model(model: dict, details: bool = False) -> str:
         text = f"LSTM ({f'{layers} x ' if layers != 1 else ''}{model.get('lstm_size')} units)"
         extra = []
     extra.append(f"embedding {model['embedding']}" if model.get("embedding") else "one-hot input")
+    if model.get("backward_reader"):
+        extra.append(f"backward reader {model['backward_reader']}")
     if model.get("think_steps"):
         extra.append(f"{model['think_steps']} think step{'s' * (model['think_steps'] != 1)}")
     return ", ".join([text, *extra]) if details else text
@@ -174,17 +182,19 @@ class BabiModel(nn.Module):
     """Word ids -> input vectors -> core (DNC or LSTM) -> V logits per step.
 
     `core` is any module with the DNC call shape: core(x [B, T, X], state, mask, trace) -> (y, state[, trace]).
+    With a `reader` (reader.BackwardReader) every input vector is joined by the reader's output [B, T, H].
     With `think_steps` > 0 the core also runs that many zero-input steps before each question's answer
     slots (ids == answer_id); logits and trace come back at the original steps only, so callers see [B, T].
     """
 
     def __init__(self, core: nn.Module, vocab_size: int, embedding: int | None = None, think_steps: int = 0,
-                 answer_id: int | None = None):  # fmt: skip
+                 answer_id: int | None = None, reader: nn.Module | None = None):  # fmt: skip
         super().__init__()
         if think_steps and answer_id is None:
             raise ValueError("think steps need the answer slot's word id (answer_id)")
         self.vocab_size = vocab_size
         self.embed = nn.Embedding(vocab_size + 1, embedding) if embedding else None  # last row: unknown
+        self.reader = reader
         self.core = core
         self.think_steps, self.answer_id = think_steps, answer_id
 
@@ -194,14 +204,24 @@ class BabiModel(nn.Module):
             return self.embed(ids)
         return F.one_hot(ids, self.vocab_size + 1)[..., : self.vocab_size].float()  # [B, T, V]
 
+    def inputs(self, ids: Tensor, mask: Tensor | None = None, think: Tensor | None = None) -> Tensor:
+        """ids [B, T] -> the core's inputs [B, T, X (+ H)]: the word vectors (zero at think steps), joined by
+        the backward reader's output when there is a reader."""
+        x = self.encode(ids)
+        if think is not None:
+            x = x.masked_fill(think.unsqueeze(-1), 0.0)  # empty input while thinking
+        if self.reader is not None:
+            x = torch.cat([x, self.reader(x, ids, mask)], dim=-1)
+        return x
+
     def initial_state(self, batch_size: int, device=None, dtype=None):
         return self.core.initial_state(batch_size, device=device, dtype=dtype)
 
     def forward(self, ids: Tensor, state=None, mask: Tensor | None = None, trace: bool = False):
         if not self.think_steps:
-            return self.core(self.encode(ids), state=state, mask=mask, trace=trace)
+            return self.core(self.inputs(ids, mask), state=state, mask=mask, trace=trace)
         ids, mask, think, positions = insert_think_steps(ids, mask, self.answer_id, self.think_steps)
-        x = self.encode(ids).masked_fill(think.unsqueeze(-1), 0.0)  # [B, T', X] empty input while thinking
+        x = self.inputs(ids, mask, think)  # [B, T', X]
         y, state, *traced = self.core(x, state=state, mask=mask, trace=trace)
         y = take_steps(y, positions)  # [B, T, V]
         if not trace:
@@ -217,8 +237,11 @@ class BabiModel(nn.Module):
 
 def build_model(config: ModelConfig, vocab_size: int, answer_id: int | None = None) -> BabiModel:
     """The model `config` describes, for a vocabulary of `vocab_size` words (input and output V-way);
-    `answer_id` (the answer slot's word id) is needed only with think steps."""
-    input_size = config.embedding or vocab_size
+    `answer_id` (the answer slot's word id) is needed only with think steps or a backward reader."""
+    if config.backward_reader and answer_id is None:
+        raise ValueError("a backward reader needs the answer slot's word id (answer_id)")
+    word_vector = config.embedding or vocab_size
+    input_size = word_vector + config.backward_reader
     if config.model == "dnc":
         core = DNC(
             input_size, vocab_size,
@@ -233,7 +256,8 @@ def build_model(config: ModelConfig, vocab_size: int, answer_id: int | None = No
         core = LSTMBaseline(input_size, vocab_size, hidden_size=config.lstm_size, num_layers=config.lstm_layers)
     if config.model == "dnc" and config.bypass_dropout > 0:
         core.cell.output = BypassDropoutLinear(core.cell.output, config.bypass_dropout)
-    model = BabiModel(core, vocab_size, config.embedding, config.think_steps, answer_id)
+    reader = BackwardReader(word_vector, config.backward_reader, answer_id) if config.backward_reader else None
+    model = BabiModel(core, vocab_size, config.embedding, config.think_steps, answer_id, reader)
     init_forget_bias(model, config.forget_bias)
     return model
 

@@ -79,6 +79,10 @@ def train_command(
     think_steps: Annotated[int | None, typer.Option("--think-steps", min=0, help="empty input steps before "
                            "each question's answer, to read memory once more (default: the preset's; 0 = "
                            "none, the paper)", show_default=False)] = None,
+    backward_reader: Annotated[int | None, typer.Option("--backward-reader", min=0, help="a backward LSTM of this "
+                               "size over each question's part of the story, restarted at every question, joined "
+                               "to the input (BiADNC's backward pass without reading past a question) (default: the "
+                               "preset's; 0 = none, the paper)", show_default=False)] = None,
     clip_norm: Annotated[float | None, typer.Option("--clip-norm", help="also clip the global gradient "
                          "norm to this", show_default=False)] = None,
     max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="stop (and save) once the run "
@@ -124,7 +128,8 @@ def train_command(
              "data_dir": str(data_dir.resolve()) if data_dir else None,
              "embedding": embedding, "bypass_dropout": bypass_dropout, "sharpness": sharpness,
              "memory_slots": memory_slots, "word_size": word_size, "read_heads": read_heads,
-             "controller_size": controller_size, "lstm_size": lstm_size, "think_steps": think_steps}  # fmt: skip
+             "controller_size": controller_size, "lstm_size": lstm_size, "think_steps": think_steps,
+             "backward_reader": backward_reader}  # fmt: skip
     model = model or "dnc"
     if model not in MODELS:
         raise UserError(f"--model must be one of {', '.join(MODELS)}, not {model!r}.")
@@ -142,7 +147,7 @@ def train_command(
     model_config = model_preset(preset, model=model, embedding=embedding, bypass_dropout=bypass_dropout,
                                  sharpness=sharpness, memory_slots=memory_slots, word_size=word_size,
                                  read_heads=read_heads, controller_size=controller_size, lstm_size=lstm_size,
-                                 think_steps=think_steps)
+                                 think_steps=think_steps, backward_reader=backward_reader)
     data_config = DataConfig(set_name=set_name or "en-10k", tasks=tasks or "all", data_dir=asked["data_dir"],
                              valid_stories=eval_stories, fallback_1k=bool(fallback_1k),
                              augment_16=bool(augment_16))  # fmt: skip

@@ -59,6 +59,7 @@ class StorySession:
         self.config = config or ChatConfig()
         self.device = next(model.parameters()).device
         self.has_memory = hasattr(getattr(model, "core", model), "memory")  # the DNC has one, the LSTM not
+        self.reads_back = getattr(model, "reader", None) is not None  # a backward reader (reader.py)
         self.slots: int | None = None  # /slots N; None = auto
         self.reset()
 
@@ -67,11 +68,24 @@ class StorySession:
         self.state = None
         self.story: list[tuple[str, list[Answer]]] = []  # (line as typed, its answers)
         self.tokens: list[str] = []  # every token fed since the reset, '-' slots included
+        self.pending: list[str] = []  # told but not yet fed: a backward reader waits for the next question
         self._traces: list[tuple[list[str], dict]] = []  # (tokens, trace [1, T, ...]) per fed line
 
-    @torch.inference_mode()
     def _run(self, tokens: list[str]) -> torch.Tensor:
-        """Feed tokens, carrying the state; returns the answer probabilities [T, V]."""
+        """Feed tokens, carrying the state; returns the answer probabilities [T, V]. A model with a backward
+        reader is fed whole question segments, as in training and eval (up to a question's last '-'); what
+        follows waits for the next question, and its rows of the result are zero."""
+        if not self.reads_back:
+            return self._step(tokens)
+        told = self.pending + tokens
+        cut = max((i + 1 for i, t in enumerate(told) if t == SLOT), default=0)
+        held, self.pending = len(self.pending), told[cut:]
+        probs = self._step(told[:cut])[held:] if cut else torch.zeros(0, self.vocab.size, device=self.device)
+        return torch.cat([probs, probs.new_zeros(len(tokens) - len(probs), self.vocab.size)])  # [T, V]
+
+    @torch.inference_mode()
+    def _step(self, tokens: list[str]) -> torch.Tensor:
+        """Feed tokens to the model, carrying the state; returns the answer probabilities [T, V]."""
         ids = torch.tensor([self.vocab.encode(tokens)], device=self.device)  # [1, T]
         out = self.model(ids, state=self.state, trace=self.has_memory)
         self.state = out[1]

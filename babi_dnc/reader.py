@@ -1,0 +1,78 @@
+"""The backward reader: a bidirectional input for the DNC that never looks past a question.
+
+BiADNC (Franke et al. 2018) runs a backward LSTM over the whole story and feeds its output, beside the
+forward input, to the memory-augmented network; that took positional reasoning (task 17) and path finding
+(19) from failed to solved. Over the whole story, the answer to a question would depend on the sentences
+told after it, which `chat` never has. Here the backward LSTM restarts at each question: the story is cut
+into segments, each ending at a question's last answer slot '-', and within a segment the reader runs from
+its end back to its start, so that at every word of a segment it has read the question that ends it:
+
+    segment k     = the steps after question k-1's last '-' up to and including question k's last '-'
+    b_t           = LSTM_back(x_t, b_{t+1})   within t's segment, from its last step backwards (zero state)
+    DNC input     = [x_t; b_t]
+
+An answer therefore depends only on the story up to its question, as it does in chat. The steps after the
+last question (a story still being told) form a segment of their own; no answer is read there.
+
+    reader = BackwardReader(input_size=64, hidden_size=64, answer_id=vocab.answer_id)
+    b = reader(x, ids, mask)      # x [B, T, X], ids [B, T] -> b [B, T, H]
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def question_segments(ids: Tensor, answer_id: int, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Which segment each step is in, and how far it is from its segment's last step.
+
+    ids [B, T] long; a question's answer slots are a run of `answer_id` ids (masked-out steps are not).
+    Returns segment [B, T] long (the number of questions ended before t) and back [B, T] long (the last
+    step of t's segment minus t: 0 at a question's last '-', counting up towards the segment's start).
+    """
+    B, T = ids.shape
+    slot = ids == answer_id if mask is None else (ids == answer_id) & mask  # [B, T]
+    last_slot = slot & ~F.pad(slot[:, 1:], (0, 1))  # [B, T] a question's last '-'
+    segment = F.pad(last_slot.long().cumsum(1)[:, :-1], (1, 0))  # [B, T]
+    steps = torch.arange(T, device=ids.device).expand(B, T)  # [B, T]
+    segment_end = torch.zeros(B, T + 1, dtype=torch.long, device=ids.device)  # [B, K<=T+1]
+    segment_end = segment_end.scatter_reduce(1, segment, steps, reduce="amax", include_self=False)
+    return segment, segment_end.gather(1, segment) - steps
+
+
+class BackwardReader(nn.Module):
+    """An LSTM that reads every segment of the input backwards from its question (see the module docstring).
+
+    Args:
+        input_size: X, the size of the word vectors it reads.
+        hidden_size: H, the size of its output at every step.
+        answer_id: the answer slot's word id ('-'), which marks where a question ends.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, answer_id: int):
+        super().__init__()
+        self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
+        self.hidden_size, self.answer_id = hidden_size, answer_id
+
+    def forward(self, x: Tensor, ids: Tensor, mask: Tensor | None = None) -> Tensor:
+        """x [B, T, X], ids [B, T], mask [B, T] or None -> b [B, T, H].
+
+        Every segment becomes one row of a padded batch [B * K, L, X] that starts at the segment's last step
+        and runs to its first; an LSTM over the rows reads each segment backwards from a zero state (the
+        padding after a segment's first step cannot reach its outputs), and the outputs go back in place.
+        """
+        B, T, X = x.shape
+        if T == 0:
+            return x.new_zeros(B, 0, self.hidden_size)
+        segment, back = question_segments(ids, self.answer_id, mask)  # [B, T] each
+        K, L = int(segment.max()) + 1, int(back.max()) + 1
+        row = torch.arange(B, device=x.device).unsqueeze(1).expand(B, T)  # [B, T]
+        rows = x.new_zeros(B, K, L, X)
+        rows[row, segment, back] = x
+        out, _ = self.lstm(rows.view(B * K, L, X))  # [B * K, L, H]
+        return out.view(B, K, L, -1)[row, segment, back]  # [B, T, H]
+
+
+__all__ = ["question_segments", "BackwardReader"]
