@@ -270,6 +270,33 @@ def test_line_by_line_gives_the_numbers_of_the_whole_story(dnc, vocab, tiny_babi
         assert [len(a.words) for a in answers] == [len(g.split(",")) for g in story["answers"]]
 
 
+def test_a_backward_reader_model_is_fed_whole_question_segments_as_in_eval(vocab, tiny_babi_dir):
+    """A model with a backward reader: statements wait for their question, and every answer is the one the
+    whole story gives (what eval computes)."""
+    import dataclasses
+
+    from babi_dnc.models import PRESETS, build_model
+
+    torch.manual_seed(0)
+    config = dataclasses.replace(PRESETS["tiny"], backward_reader=6)
+    model = build_model(config, vocab.size, vocab.answer_id).eval()
+    story = max(parse_babi_file(tiny_babi_dir.parent / TASK8_TEST), key=lambda s: len(s["questions"]))
+    session = ChatSession(model, vocab)
+    lines = story_lines(story)
+    assert session.feed(lines[0][0]).kind == "fed" and session.pending and not session.tokens  # waits
+    answers = [a for text, gold in lines[1:] for a in session.feed(text, gold).answers]
+    encoded = encode_story(story, vocab)
+    with torch.no_grad():
+        logits, _ = model(torch.tensor([encoded["ids"]]))
+    probs = logits[0, encoded["answer_positions"]].softmax(-1)  # [slots, V]
+    chat = torch.tensor([top[0][1] for a in answers for top in a.top])
+    torch.testing.assert_close(chat, probs.max(-1).values, atol=1e-5, rtol=1e-5)
+    assert [w for a in answers for w in a.words] == vocab.decode(probs.argmax(-1).tolist())
+    session.feed("Mary moved to the garden.")
+    session.reset()
+    assert session.pending == [] and session.tokens == []
+
+
 def test_memory_heat_map_and_png(dnc, tmp_path):
     session = dnc()
     assert "Nothing fed yet" in session.handle("/memory").text

@@ -101,6 +101,31 @@ def test_the_readme_table_shows_the_committed_numbers():
 
 
 @needs_shipped
+def test_the_shipped_dnc_answers_in_chat_what_eval_scores():
+    """The first test story of every task fed line by line through a chat session: each question right or
+    wrong exactly as eval's metric (question_results over the whole encoded story) has it."""
+    import torch
+
+    from babi_dnc.chat import ChatSession, story_lines
+    from babi_dnc.data import collate, encode_story, parse_babi_file, task_file
+    from babi_dnc.metrics import question_results
+
+    session = ChatSession.from_run("pretrained:dnc", data_dir=real_babi())
+    for task in range(1, 21):
+        stories = parse_babi_file(real_babi() / task_file("en-10k", task, "test"))[:1]
+        chat = []
+        for story in stories:
+            session.reset()
+            chat += [a.correct for text, gold in story_lines(story) for a in session.feed(text, gold).answers]
+        rows = [{**story, **encode_story(story, session.vocab), "task": task, "story_id": i}
+                for i, story in enumerate(stories)]  # fmt: skip
+        batch = collate(rows)
+        with torch.no_grad():
+            logits, _ = session.model(batch["ids"], mask=batch["mask"])
+        assert chat == question_results(logits, batch)["correct"].tolist(), f"task {task}"
+
+
+@needs_shipped
 def test_chat_without_a_run_answers_a_story_with_the_shipped_dnc():
     story = ROOT / "stories" / "01-single-supporting-fact.txt"
     result = runner.invoke(app.app, ["chat", "--story", str(story), "--data-dir", str(real_babi())])

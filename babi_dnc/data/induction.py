@@ -52,9 +52,11 @@ def induction_answer(story: dict) -> str | None:
     return None
 
 
-def rewrite_story(story: dict, rng: np.random.Generator) -> dict:
+def rewrite_story(story: dict, rng: np.random.Generator, species: tuple[str, ...] = SPECIES,
+                  colours: tuple[str, ...] = COLOURS) -> dict:  # fmt: skip
     """The story with repeated species and colours outside the answer's chain replaced by unused ones of the
-    same kind (see the module docstring); a story that does not have the task's form comes back unchanged."""
+    same kind (see the module docstring), drawn from `species` and `colours` (the words a vocabulary has);
+    a story that does not have the task's form, or has no unused word left to draw, comes back unchanged."""
     if len(story["questions"]) != 1 or len(story["supporting"][0]) != 3:
         return story
     chain = story["supporting"][0]  # [asked's species, other member's species, other member's colour]
@@ -63,24 +65,21 @@ def rewrite_story(story: dict, rng: np.random.Generator) -> dict:
     if first is None or colour_fact is None or colour_fact[2] != story["answers"][0]:
         return story
     sentences = list(story["sentences"])
-    used = {"species": [first[2]], "colour": [colour_fact[2]]}
+    kinds = ((_IS_SPECIES, species, [first[2]]), (_IS_COLOUR, colours, [colour_fact[2]]))  # (.., words, used)
     for i, sentence in enumerate(sentences):
-        if i in chain:
-            continue
-        for kind, pattern, words in (("species", _IS_SPECIES, SPECIES), ("colour", _IS_COLOUR, COLOURS)):
+        for pattern, words, used in kinds:
             m = pattern.match(sentence)
-            if m is None or m[2] not in words:
+            if i in chain or m is None:
                 continue
-            if m[2] in used[kind]:
-                free = [w for w in words if w not in used[kind]]
+            if m[2] in used:
+                free = [w for w in words if w not in used]
                 if not free:
                     return story  # nothing unused is left: keep the story as it is
                 new = str(rng.choice(free))
                 sentences[i] = sentence[: m.start(2)] + new + sentence[m.end(2):]
-                used[kind].append(new)
+                used.append(new)
             else:
-                used[kind].append(m[2])
-            break
+                used.append(m[2])
     return {**story, "sentences": sentences}
 
 

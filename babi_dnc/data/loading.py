@@ -28,7 +28,7 @@ from ..errors import DataError
 from ..hashing import sha256_bytes
 from .encoding import FORMAT_VERSION, RAW_FEATURES, add_ids, cache_key, encode_story, tokenize_dataset
 from .induction import TASK as INDUCTION_TASK
-from .induction import rewrite_story
+from .induction import COLOURS, SPECIES, rewrite_story
 from .parser import parse_babi_file
 from .sources import ARCHIVE_ROOT, resolve_source
 from .tasks import SPLITS, TASK_NAMES, check_set, format_task_spec, parse_task_spec, task_file, task_of_file
@@ -278,9 +278,10 @@ def rewrite_induction(train: datasets.Dataset, vocab: Vocabulary, seed: int) -> 
     if len(rows) == 0:
         return train
     rng = np.random.default_rng([int(seed), INDUCTION_TASK])
+    species, colours = (tuple(w for w in words if w in vocab.index) for words in (SPECIES, COLOURS))
     new_rows = []
     for row in train.select(rows):
-        story = rewrite_story(row, rng)
+        story = rewrite_story(row, rng, species, colours)
         new_rows.append({**story, **encode_story(story, vocab)})
     rewritten = datasets.Dataset.from_list(new_rows, features=train.features)
     others = np.setdiff1d(np.arange(len(train)), rows)

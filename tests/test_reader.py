@@ -1,0 +1,74 @@
+"""The backward reader (reader.py): segments by hand, the reader against an LSTM run backwards over each
+segment one at a time, and the rule every shipped model keeps: an answer depends only on the story up to its
+question, so feeding a story question by question gives the numbers of feeding it whole."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from babi_dnc.models import PRESETS, build_model
+from babi_dnc.reader import BackwardReader, question_segments
+
+SLOT = 9  # the answer slot's id in these tests
+
+
+def test_segments_end_at_each_questions_last_slot():
+    ids = torch.tensor([[5, 6, 9, 9, 5, 7, 9, 5, 5],
+                        [5, 9, 6, 6, 9, 0, 0, 0, 0]])  # fmt: skip
+    mask = torch.tensor([[True] * 9, [True] * 5 + [False] * 4])
+    segment, back = question_segments(ids, SLOT, mask)
+    assert segment.tolist() == [[0, 0, 0, 0, 1, 1, 1, 2, 2],
+                                [0, 0, 1, 1, 1, 2, 2, 2, 2]]  # fmt: skip
+    assert back.tolist() == [[3, 2, 1, 0, 2, 1, 0, 1, 0],
+                             [1, 0, 2, 1, 0, 3, 2, 1, 0]]  # fmt: skip
+    masked_slot = torch.tensor([[5, 9, 6]])  # a '-' outside the mask ends nothing
+    assert question_segments(masked_slot, SLOT, torch.tensor([[True, False, True]]))[0].tolist() == [[0, 0, 0]]
+
+
+def test_the_reader_is_an_lstm_run_backwards_over_each_segment_from_a_zero_state():
+    torch.manual_seed(0)
+    reader = BackwardReader(input_size=4, hidden_size=3, answer_id=SLOT)
+    ids = torch.tensor([[5, 6, 9, 9, 5, 7, 9, 5, 5], [5, 9, 6, 6, 9, 6, 9, 5, 6]])
+    x = torch.randn(2, 9, 4)
+    out = reader(x, ids)
+    for b, segments in enumerate(([(0, 4), (4, 7), (7, 9)], [(0, 2), (2, 5), (5, 7), (7, 9)])):
+        for start, end in segments:
+            expected, _ = reader.lstm(x[b : b + 1, start:end].flip(1))  # [1, L, H]
+            torch.testing.assert_close(out[b, start:end], expected[0].flip(0))
+
+
+def test_what_comes_after_a_question_never_reaches_its_answer():
+    torch.manual_seed(0)
+    config = dataclasses.replace(PRESETS["tiny"], backward_reader=5)
+    model = build_model(config, vocab_size=12, answer_id=SLOT).eval()
+    ids = torch.tensor([[1, 2, 3, 4, 9, 5, 6, 7, 8, 9]])
+    later = ids.clone()
+    later[0, 5:8] = torch.tensor([2, 2, 2])
+    with torch.no_grad():
+        y, _ = model(ids)
+        y_later, _ = model(later)
+    torch.testing.assert_close(y[0, :5], y_later[0, :5])  # the first question's answer: unchanged
+    assert not torch.allclose(y[0, 5:], y_later[0, 5:])  # the second one reads its own segment
+
+
+@pytest.mark.parametrize("think_steps", [0, 2])
+def test_question_by_question_feeding_gives_the_whole_storys_numbers(think_steps):
+    torch.manual_seed(1)
+    config = dataclasses.replace(PRESETS["tiny"], backward_reader=5, think_steps=think_steps)
+    model = build_model(config, vocab_size=12, answer_id=SLOT).eval()
+    ids = torch.tensor([[1, 2, 3, 9, 4, 5, 6, 7, 9, 9, 8, 9]])
+    with torch.no_grad():
+        whole, _ = model(ids)
+        parts, state = [], None
+        for start, end in ((0, 4), (4, 10), (10, 12)):
+            y, state = model(ids[:, start:end], state=state)
+            parts.append(y)
+    torch.testing.assert_close(torch.cat(parts, 1), whole, atol=1e-5, rtol=1e-5)
+
+
+def test_a_reader_needs_the_answer_slots_id():
+    with pytest.raises(ValueError, match="answer_id"):
+        build_model(dataclasses.replace(PRESETS["tiny"], backward_reader=4), vocab_size=12)
