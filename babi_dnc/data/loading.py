@@ -27,8 +27,8 @@ from datasets.table import InMemoryTable
 from ..errors import DataError
 from ..hashing import sha256_bytes
 from .encoding import FORMAT_VERSION, RAW_FEATURES, add_ids, cache_key, encode_story, tokenize_dataset
-from .induction import TASK as INDUCTION_TASK
 from .induction import COLOURS, SPECIES, rewrite_story
+from .induction import TASK as INDUCTION_TASK
 from .parser import parse_babi_file
 from .sources import ARCHIVE_ROOT, resolve_source
 from .tasks import SPLITS, TASK_NAMES, check_set, format_task_spec, parse_task_spec, task_file, task_of_file
