@@ -264,7 +264,8 @@ ASKED_OPTIONS = {"model": "--model", "set_name": "--set", "tasks": "--tasks", "f
 ASKED_MODEL_OPTIONS = {"embedding": "--embedding", "bypass_dropout": "--bypass-dropout", "sharpness": "--sharpness",
                        "memory_slots": "--memory-slots", "word_size": "--word-size", "read_heads": "--read-heads",
                        "controller_size": "--controller-size", "lstm_size": "--lstm-size",
-                       "think_steps": "--think-steps", "backward_reader": "--backward-reader"}  # fmt: skip
+                       "think_steps": "--think-steps", "backward_reader": "--backward-reader",
+                       "interface_norm": "--interface-norm", "links": "--links"}  # fmt: skip
 
 
 @dataclass

@@ -76,6 +76,8 @@ class DNCCell(nn.Module):
             [-c, c] (the paper uses 10); None to turn off.
         layer_norm: layer-normalised LSTM controller (Franke et al. 2018).
         masked, deallocate, sharpness: the memory options of Csordás & Schmidhuber 2019 (see memory.py).
+        interface_norm: layer normalisation of the raw interface vector W_xi h_t (Franke et al. 2018, ADNC).
+        links: the temporal link matrix; False reads memory by content only (ADNC; see memory.py).
     """
 
     def __init__(
@@ -93,13 +95,15 @@ class DNCCell(nn.Module):
         masked: bool = False,
         deallocate: bool = False,
         sharpness: bool = False,
+        interface_norm: bool = False,
+        links: bool = True,
     ):
         super().__init__()
         self.input_size, self.output_size = input_size, output_size
         self.read_heads, self.word_size = read_heads, word_size
         self.clip_activation_grad = clip_activation_grad
         self.memory = Memory(memory_slots, word_size, read_heads, masked=masked, deallocate=deallocate,
-                             sharpness=sharpness)  # fmt: skip
+                             sharpness=sharpness, links=links)  # fmt: skip
         chi_size = input_size + read_heads * word_size
         if isinstance(controller, str):
             self.controller = build_controller(controller, chi_size, controller_size, controller_layers, layer_norm)
@@ -107,6 +111,7 @@ class DNCCell(nn.Module):
             self.controller = controller(chi_size)
         hidden = self.controller.output_size
         self.interface = nn.Linear(hidden, self.memory.interface_size)  # W_xi
+        self.interface_norm = nn.LayerNorm(self.memory.interface_size) if interface_norm else None
         self.output = nn.Linear(hidden, output_size)  # W_y
         self.read_output = nn.Linear(read_heads * word_size, output_size, bias=False)  # W_r
 
@@ -134,7 +139,10 @@ class DNCCell(nn.Module):
         chi = torch.cat([x, state.read_vectors.flatten(1).to(x.dtype)], dim=-1)  # [B, X + R*W]
         h, controller_state = self.controller(chi, state.controller)  # [B, H]
         h = clip_gradient(h, self.clip_activation_grad)
-        read_vectors, memory_state = self.memory(self.interface(h), state.memory, trace, keep)  # [B, R, W]
+        xi = self.interface(h)  # [B, interface_size]
+        if self.interface_norm is not None:
+            xi = self.interface_norm(xi)
+        read_vectors, memory_state = self.memory(xi, state.memory, trace, keep)  # [B, R, W]
         return h, DNCState(controller_state, memory_state, read_vectors)
 
     def readout(self, h: Tensor, read_vectors: Tensor) -> Tensor:

@@ -33,6 +33,10 @@ default so that the default memory is the paper's:
                 (link distribution sharpness control: the temporal links blur with every write that is not
                 one-hot; the controller can sharpen them back; the interface grows by 2R, after the masks)
 
+Without temporal links (`links=False`, the content-only memory of Franke et al. 2018's ADNC), steps 5 and 6
+are skipped (link and precedence stay zero) and every read head reads by content alone: w^{r,i}_t = c^{r,i}_t
+(the read modes of the interface are then unused).
+
 Conventions where the paper is silent (so that every implementation of the contract computes the same
 numbers): cosine similarity uses sqrt(|x|^2 + 1e-6) in both norms; usage enters the allocation as it is;
 the ascending sort of usage is stable (ties go to the lower slot index).
@@ -371,15 +375,19 @@ class Memory(nn.Module):
         deallocate: wipe freed cells before the write (Csordás & Schmidhuber 2019).
         sharpness: sharpen the directional weightings (Csordás & Schmidhuber 2019); the interface is
             longer by 2R, after the masks.
+        links: the temporal link matrix and the directional reads; False reads by content only (ADNC).
     """
 
     def __init__(self, num_slots: int, word_size: int, num_reads: int, fused: bool = True, masked: bool = False,
-                 deallocate: bool = False, sharpness: bool = False):  # fmt: skip
+                 deallocate: bool = False, sharpness: bool = False, links: bool = True):  # fmt: skip
         super().__init__()
         if min(num_slots, word_size, num_reads) < 1:
             raise ValueError("num_slots, word_size and num_reads must all be at least 1")
+        if sharpness and not links:
+            raise ValueError("sharpness sharpens the temporal links' weightings, so it needs links")
         self.num_slots, self.word_size, self.num_reads = num_slots, word_size, num_reads
         self.fused, self.masked, self.deallocate, self.sharpness = fused, masked, deallocate, sharpness
+        self.links = links
 
     @property
     def interface_size(self) -> int:
@@ -390,7 +398,7 @@ class Memory(nn.Module):
     def extra_repr(self) -> str:
         text = f"num_slots={self.num_slots}, word_size={self.word_size}, num_reads={self.num_reads}"
         options = ", masked=True" * self.masked + ", deallocate=True" * self.deallocate
-        return text + options + ", sharpness=True" * self.sharpness
+        return text + options + ", sharpness=True" * self.sharpness + ", links=False" * (not self.links)
 
     def initial_state(self, batch_size: int, device=None, dtype=None) -> MemoryState:
         """The all-zero state at t = 0."""
@@ -446,22 +454,14 @@ class Memory(nn.Module):
                 write_weights = write_weights * keep.unsqueeze(-1).to(dtype)
             if self.fused:
                 memory = _FusedEraseWrite.apply(prev_memory, write_weights, xi.erase_vector, xi.write_vector)
-                link, forward, backward = _FusedLinkRead.apply(
-                    state.link, write_weights, state.precedence, state.read_weights
-                )
             else:
                 memory = erase_and_write(prev_memory, write_weights, xi.erase_vector, xi.write_vector)
-                # Temporal memory linkage.
-                link = link_update(state.link, write_weights, state.precedence)  # [B, N, N]
-                # Read: directional weightings from the new link matrix.
-                forward, backward = directional_weightings(link, state.read_weights)  # [B, R, N] each
-            precedence = precedence_update(state.precedence, write_weights)  # [B, N]
-            if self.sharpness:
-                forward_sharpness, backward_sharpness = split_sharpness(interface[:, options_at:], self.num_reads)
-                forward, backward = sharpen(forward, forward_sharpness), sharpen(backward, backward_sharpness)
+            # Temporal memory linkage, and the directional weightings from the new link matrix.
+            link, precedence, forward, backward = self._linkage(state, write_weights, interface[:, options_at:])
             # Read.
             read_content = content_weighting(memory, xi.read_keys, xi.read_strengths, read_masks)  # [B, R, N]
-            read_weights = read_weighting(backward, read_content, forward, xi.read_modes)  # [B, R, N]
+            read_weights = read_weighting(backward, read_content, forward, xi.read_modes) if self.links \
+                else read_content  # [B, R, N]
             read_vectors = read_memory(memory, read_weights)  # [B, R, W]
 
         if trace is not None:
@@ -474,3 +474,23 @@ class Memory(nn.Module):
             read_weights = torch.where(kept.unsqueeze(-1), read_weights, state.read_weights)
         new_state = MemoryState(memory, usage, link, precedence, read_weights, write_weights)
         return read_vectors, new_state
+
+    def _linkage(self, state: MemoryState, write_weights: Tensor, sharpness: Tensor
+                 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+        """Steps 5 and 6 and the directional weightings: (link [B, N, N], precedence [B, N], forward [B, R, N],
+        backward [B, R, N]); without links, the state's link and precedence and zero weightings.
+        sharpness: the interface's sharpness part [B, 2R] (empty without the option)."""
+        if not self.links:
+            zero = torch.zeros_like(state.read_weights)
+            return state.link, state.precedence, zero, zero
+        if self.fused:
+            link, forward, backward = _FusedLinkRead.apply(state.link, write_weights, state.precedence,
+                                                           state.read_weights)  # fmt: skip
+        else:
+            link = link_update(state.link, write_weights, state.precedence)  # [B, N, N]
+            forward, backward = directional_weightings(link, state.read_weights)  # [B, R, N] each
+        precedence = precedence_update(state.precedence, write_weights)  # [B, N]
+        if self.sharpness:
+            forward_sharpness, backward_sharpness = split_sharpness(sharpness, self.num_reads)
+            forward, backward = sharpen(forward, forward_sharpness), sharpen(backward, backward_sharpness)
+        return link, precedence, forward, backward

@@ -75,6 +75,10 @@ class ModelConfig(JsonConfig):
     masked: bool = False
     deallocate: bool = False
     sharpness: bool = False
+    # ADNC's stabilisers (Franke et al. 2018): layer norm on the raw interface vector W_xi h_t, and a memory
+    # read by content only (no temporal links); False / True = the paper's DNC
+    interface_norm: bool = False
+    links: bool = True
     # empty input steps before each question's answer slots, in which the model can read memory once
     # more before it must answer (the input is the zero vector; outputs there are not read); 0 = none
     think_steps: int = 0
@@ -87,6 +91,8 @@ class ModelConfig(JsonConfig):
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
         if self.think_steps < 0:
             raise ValueError(f"think_steps must be 0 or more, got {self.think_steps}")
+        if self.sharpness and not self.links:
+            raise ValueError("sharpness sharpens the temporal links' weightings, so it needs links=True")
         if self.backward_reader < 0:
             raise ValueError(f"backward_reader must be 0 or more, got {self.backward_reader}")
 
@@ -128,9 +134,11 @@ def describe_model(model: dict, details: bool = False) -> str:
         memory = f"memory {model.get('memory_slots')} x {model.get('word_size')}"
         text = f"DNC ({memory}, {heads} read head{'s' * (heads != 1)})"
         options = {"layer norm": "layer_norm", "masked addressing": "masked", "de-allocation": "deallocate",
-                   "link sharpness": "sharpness"}  # fmt: skip
+                   "link sharpness": "sharpness", "interface layer norm": "interface_norm"}  # fmt: skip
         extra = [f"{model.get('controller')} controller {model.get('controller_size')}"]
         extra += [name for name, key in options.items() if model.get(key)]
+        if not model.get("links", True):
+            extra.append("no temporal links")
         if model.get("bypass_dropout"):
             extra.append(f"bypass dropout {model['bypass_dropout']:g}")
     else:
@@ -250,7 +258,7 @@ def build_model(config: ModelConfig, vocab_size: int, answer_id: int | None = No
             word_size=config.word_size, read_heads=config.read_heads,
             clip_activation_grad=config.clip_activation_grad, checkpoint_steps=config.checkpoint_steps,
             layer_norm=config.layer_norm, masked=config.masked, deallocate=config.deallocate,
-            sharpness=config.sharpness,
+            sharpness=config.sharpness, interface_norm=config.interface_norm, links=config.links,
         )  # fmt: skip
     else:
         core = LSTMBaseline(input_size, vocab_size, hidden_size=config.lstm_size, num_layers=config.lstm_layers)

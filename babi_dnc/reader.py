@@ -42,6 +42,21 @@ def question_segments(ids: Tensor, answer_id: int, mask: Tensor | None = None) -
     return segment, segment_end.gather(1, segment) - steps
 
 
+def reverse_segments(segment: Tensor, back: Tensor) -> tuple[Tensor, Tensor]:
+    """Where each step goes when every segment is reversed in place, and where segments then start.
+
+    segment, back [B, T] (from question_segments) -> (source [B, T]: the step read at t, first [B, T] bool:
+    t starts a reversed segment, i.e. holds a question's last '-' or the story's last step). Reversing
+    twice is the identity: source.gather(1, source) = t.
+    """
+    T = segment.shape[1]
+    steps = torch.arange(T, device=segment.device).expand_as(segment)  # [B, T]
+    segment_end = steps + back  # [B, T] the last step of t's segment
+    starts = F.pad(segment[:, 1:] != segment[:, :-1], (1, 0), value=True)  # [B, T] t starts its segment
+    segment_start = torch.cummax(torch.where(starts, steps, torch.zeros_like(steps)), dim=1).values  # [B, T]
+    return segment_start + segment_end - steps, starts
+
+
 class BackwardReader(nn.Module):
     """An LSTM that reads every segment of the input backwards from its question (see the module docstring).
 
@@ -53,26 +68,35 @@ class BackwardReader(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, answer_id: int):
         super().__init__()
-        self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
+        self.cell = nn.LSTMCell(input_size, hidden_size)
         self.hidden_size, self.answer_id = hidden_size, answer_id
 
     def forward(self, x: Tensor, ids: Tensor, mask: Tensor | None = None) -> Tensor:
         """x [B, T, X], ids [B, T], mask [B, T] or None -> b [B, T, H].
 
-        Every segment becomes one row of a padded batch [B * K, L, X] that starts at the segment's last step
-        and runs to its first; an LSTM over the rows reads each segment backwards from a zero state (the
-        padding after a segment's first step cannot reach its outputs), and the outputs go back in place.
+        Every segment is reversed in place; one LSTM pass over the whole reversed sequence, its state set to
+        zero where a reversed segment starts, reads each segment from its question back to its start; the
+        outputs are put back in the original order. (One pass of T steps over the batch: a padded grid of all
+        segments, or a packed sequence, costs several times more on a CPU.)
         """
-        B, T, X = x.shape
-        if T == 0:
+        B, T, _ = x.shape
+        source, first = reverse_segments(*question_segments(ids, self.answer_id, mask))  # [B, T] each
+        x_reversed = x.gather(1, source.unsqueeze(-1).expand_as(x))  # [B, T, X]
+        cell = self.cell
+        gates_x = F.linear(x_reversed, cell.weight_ih, cell.bias_ih + cell.bias_hh)  # [B, T, 4H]
+        keep = (~first).unsqueeze(-1).to(x.dtype).unbind(1)  # T x [B, 1]
+        h = c = x.new_zeros(B, self.hidden_size)
+        outputs = []
+        for t, gates_t in enumerate(gates_x.unbind(1)):  # the time loop (unbind: one backward for all steps)
+            h, c = h * keep[t], c * keep[t]
+            i, f, g, o = (gates_t + F.linear(h, cell.weight_hh)).chunk(4, dim=-1)  # [B, H] each
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            outputs.append(h)
+        if not outputs:
             return x.new_zeros(B, 0, self.hidden_size)
-        segment, back = question_segments(ids, self.answer_id, mask)  # [B, T] each
-        K, L = int(segment.max()) + 1, int(back.max()) + 1
-        row = torch.arange(B, device=x.device).unsqueeze(1).expand(B, T)  # [B, T]
-        rows = x.new_zeros(B, K, L, X)
-        rows[row, segment, back] = x
-        out, _ = self.lstm(rows.view(B * K, L, X))  # [B * K, L, H]
-        return out.view(B, K, L, -1)[row, segment, back]  # [B, T, H]
+        out = torch.stack(outputs, dim=1)  # [B, T, H] in reversed order
+        return out.gather(1, source.unsqueeze(-1).expand(B, T, self.hidden_size))  # [B, T, H]
 
 
-__all__ = ["question_segments", "BackwardReader"]
+__all__ = ["question_segments", "reverse_segments", "BackwardReader"]

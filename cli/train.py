@@ -76,6 +76,12 @@ def train_command(
     sharpness: Annotated[bool | None, typer.Option("--sharpness/--no-sharpness", help="DNC: sharpen the "
                          "temporal links' forward and backward weightings (Csordás & Schmidhuber 2019) "
                          "(default: the preset's; off = the paper's DNC)", show_default=False)] = None,
+    interface_norm: Annotated[bool | None, typer.Option("--interface-norm/--no-interface-norm", help="DNC: layer "
+                              "norm on the interface vector (Franke et al. 2018) (default: the preset's; off = the "
+                              "paper's DNC)", show_default=False)] = None,
+    links: Annotated[bool | None, typer.Option("--links/--no-links", help="DNC: the temporal link matrix; "
+                     "--no-links reads memory by content only (Franke et al. 2018) (default: the preset's; on = "
+                     "the paper's DNC)", show_default=False)] = None,
     think_steps: Annotated[int | None, typer.Option("--think-steps", min=0, help="empty input steps before "
                            "each question's answer, to read memory once more (default: the preset's; 0 = "
                            "none, the paper)", show_default=False)] = None,
@@ -129,12 +135,14 @@ def train_command(
              "embedding": embedding, "bypass_dropout": bypass_dropout, "sharpness": sharpness,
              "memory_slots": memory_slots, "word_size": word_size, "read_heads": read_heads,
              "controller_size": controller_size, "lstm_size": lstm_size, "think_steps": think_steps,
-             "backward_reader": backward_reader}  # fmt: skip
+             "backward_reader": backward_reader, "interface_norm": interface_norm, "links": links}  # fmt: skip
     model = model or "dnc"
     if model not in MODELS:
         raise UserError(f"--model must be one of {', '.join(MODELS)}, not {model!r}.")
     if preset not in PRESETS:
         raise UserError(f"--preset must be one of {', '.join(PRESETS)}, not {preset!r}.")
+    if sharpness and links is False:
+        raise UserError("--sharpness sharpens the temporal links' weightings, so leave it out with --no-links.")
     out = out or Path("runs") / f"{model}-{preset}"
     overrides = {
         "max_steps": max_steps, "batch_size": batch_size, "device": device, "amp": amp, "compile": compile_model,
@@ -147,7 +155,8 @@ def train_command(
     model_config = model_preset(preset, model=model, embedding=embedding, bypass_dropout=bypass_dropout,
                                  sharpness=sharpness, memory_slots=memory_slots, word_size=word_size,
                                  read_heads=read_heads, controller_size=controller_size, lstm_size=lstm_size,
-                                 think_steps=think_steps, backward_reader=backward_reader)
+                                 think_steps=think_steps, backward_reader=backward_reader,
+                                 interface_norm=interface_norm, links=links)
     data_config = DataConfig(set_name=set_name or "en-10k", tasks=tasks or "all", data_dir=asked["data_dir"],
                              valid_stories=eval_stories, fallback_1k=bool(fallback_1k),
                              augment_16=bool(augment_16))  # fmt: skip

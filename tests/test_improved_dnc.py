@@ -267,3 +267,56 @@ def test_model_options_reach_the_saved_config(tmp_path, tiny_babi_dir):
     same = CliRunner().invoke(app, [*args, "--resume", "--max-steps", "3"])  # the run's own values: accepted
     assert same.exit_code == 0, same.output
     assert CliRunner().invoke(app, [*args[:-1], "1.5"]).exit_code == 2  # outside [0, 0.99]
+
+
+# ------------------------------------------------------------- ADNC: content-only memory, interface norm
+
+
+def test_without_links_every_head_reads_by_content_and_the_link_stays_zero():
+    torch.manual_seed(0)
+    N, W, R = 5, 3, 2
+    content_only, paper = Memory(N, W, R, links=False), Memory(N, W, R)
+    assert content_only.interface_size == paper.interface_size  # the read modes are there, unused
+    state = paper_state = paper.initial_state(2, dtype=D)
+    for _ in range(3):  # a few steps, so that links would have formed
+        xi = torch.randn(2, paper.interface_size, dtype=D)
+        trace = {}
+        _, new_state = content_only(xi, state, trace)
+        fields = mem.split_interface(xi, W, R)
+        content = mem.content_weighting(new_state.memory, fields.read_keys, fields.read_strengths)
+        close(new_state.read_weights, content)  # w^r = c^r, whatever the read modes say
+        assert not new_state.link.any() and not new_state.precedence.any()
+        assert not trace["forward_weights"].any() and not trace["backward_weights"].any()
+        _, same_start = paper(xi, state, {})
+        close(new_state.memory, same_start.memory)  # writing is the same
+        _, paper_state = paper(xi, paper_state, {})
+        state = new_state
+    assert paper_state.link.abs().sum() > 0  # the paper's memory links the same writes
+    unfused = Memory(N, W, R, links=False, fused=False)
+    close(unfused(xi, state)[0], content_only(xi, state)[0])
+    with pytest.raises(ValueError, match="needs links"):
+        Memory(N, W, R, sharpness=True, links=False)
+
+
+def test_interface_norm_makes_the_step_blind_to_the_interface_weights_scale():
+    torch.manual_seed(0)
+    config = ModelConfig(memory_slots=6, word_size=4, read_heads=2, controller_size=8, interface_norm=True)
+    model = build_model(config, 9).eval()
+    cell = model.core.cell
+    assert "interface layer norm" in describe_model(dataclasses.asdict(config), True)
+    ids = torch.randint(0, 9, (2, 7))
+    with torch.no_grad():
+        y, _ = model(ids)
+        cell.interface.weight.mul_(3.0)
+        cell.interface.bias.mul_(3.0)
+        y_scaled, _ = model(ids)
+    torch.testing.assert_close(y, y_scaled, atol=1e-4, rtol=1e-4)  # layer norm undoes the scale
+    plain = build_model(dataclasses.replace(config, interface_norm=False), 9).eval()
+    with torch.no_grad():
+        y_plain, _ = plain(ids)
+        plain.core.cell.interface.weight.mul_(3.0)
+        plain.core.cell.interface.bias.mul_(3.0)
+        assert not torch.allclose(y_plain, plain(ids)[0], atol=1e-3)  # the paper's DNC is not
+    no_links = build_model(dataclasses.replace(config, links=False), 9)
+    assert not no_links.core.cell.memory.links and "no temporal links" in describe_model(
+        dataclasses.asdict(dataclasses.replace(config, links=False)), True)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from babi_dnc.models import PRESETS, build_model
-from babi_dnc.reader import BackwardReader, question_segments
+from babi_dnc.reader import BackwardReader, question_segments, reverse_segments
 
 SLOT = 9  # the answer slot's id in these tests
 
@@ -28,15 +28,27 @@ def test_segments_end_at_each_questions_last_slot():
     assert question_segments(masked_slot, SLOT, torch.tensor([[True, False, True]]))[0].tolist() == [[0, 0, 0]]
 
 
+def test_reversing_every_segment_in_place():
+    ids = torch.tensor([[5, 6, 9, 9, 5, 7, 9, 5, 5]])
+    source, first = reverse_segments(*question_segments(ids, SLOT))
+    assert source.tolist() == [[3, 2, 1, 0, 6, 5, 4, 8, 7]]
+    assert first.tolist() == [[True, False, False, False, True, False, False, True, False]]
+    assert source.gather(1, source).tolist() == [list(range(9))]  # reversing twice: the identity
+
+
 def test_the_reader_is_an_lstm_run_backwards_over_each_segment_from_a_zero_state():
     torch.manual_seed(0)
     reader = BackwardReader(input_size=4, hidden_size=3, answer_id=SLOT)
     ids = torch.tensor([[5, 6, 9, 9, 5, 7, 9, 5, 5], [5, 9, 6, 6, 9, 6, 9, 5, 6]])
     x = torch.randn(2, 9, 4)
     out = reader(x, ids)
+    lstm = torch.nn.LSTM(4, 3, batch_first=True)  # the same weights, run on one segment at a time
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(lstm, f"{name}_l0").copy_(getattr(reader.cell, name))
     for b, segments in enumerate(([(0, 4), (4, 7), (7, 9)], [(0, 2), (2, 5), (5, 7), (7, 9)])):
         for start, end in segments:
-            expected, _ = reader.lstm(x[b : b + 1, start:end].flip(1))  # [1, L, H]
+            expected, _ = lstm(x[b : b + 1, start:end].flip(1))  # [1, L, H]
             torch.testing.assert_close(out[b, start:end], expected[0].flip(0))
 
 
