@@ -72,6 +72,14 @@ class DataConfig(JsonConfig):
     augment_16: bool = False
 
 
+def load_data(dc: DataConfig, vocab=None, data_dir: str | Path | None = None):
+    """The bAbI data a run's DataConfig names (data.BabiData), with its saved vocabulary when given, from
+    `data_dir` when given (else the config's): the one path by which training and evaluation load a run's data."""
+    return load_babi(set_name=dc.set_name, tasks=dc.tasks, data_dir=data_dir or dc.data_dir,
+                     valid_fraction=dc.valid_fraction, seed=dc.seed, vocab=vocab, fallback_1k=dc.fallback_1k,
+                     augment_16=dc.augment_16)  # fmt: skip
+
+
 def answer_loss(logits: Tensor, targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
     """Cross-entropy at the answer steps only (targets != IGNORE_INDEX), averaged over answer words.
 
@@ -381,15 +389,13 @@ def _plan_data(plan: RunPlan, cache: dict[str, Any], env):
     if key not in cache:
         if env.active and not env.is_main:
             dist.barrier()  # process 0 fills the dataset cache first
-        cache[key] = load_babi(set_name=dc.set_name, tasks=dc.tasks, data_dir=dc.data_dir,
-                               valid_fraction=dc.valid_fraction, seed=dc.seed, vocab=saved_vocab,
-                               fallback_1k=dc.fallback_1k, augment_16=dc.augment_16)  # fmt: skip
+        cache[key] = load_data(dc, saved_vocab)
         if env.active and env.is_main:
             dist.barrier()
     return cache[key]
 
 
 __all__ = [
-    "TRAIN_PRESETS", "DataConfig", "answer_loss", "evaluate_babi", "BabiTask", "run_config", "saved_configs",
-    "train_babi",
+    "TRAIN_PRESETS", "DataConfig", "load_data", "answer_loss", "evaluate_babi", "BabiTask", "run_config",
+    "saved_configs", "train_babi",
 ]  # fmt: skip

@@ -59,6 +59,7 @@ class Column:
     note: str | None = None
     per_run: pd.DataFrame | None = None  # ours: index run label; mean_error, failed, step, seed
     untrained: list[int] = field(default_factory=list)  # ours: tasks shown but left out of the means
+    training: list[str] = field(default_factory=list)  # ours: how the runs' training stories differ from the set's
     results: list[RunResult] = field(default_factory=list, repr=False)
 
     @property
@@ -78,7 +79,8 @@ def run_summary(per_task: pd.DataFrame, untrained=()) -> dict:
 
 
 def results_table(results: list[RunResult]) -> pd.DataFrame:
-    """One row per run x task: run, run_dir, model, seed, step, checkpoint, task, name, questions, wrong,
+    """One row per run x task: run, run_dir, model, seed, step, checkpoint, split, training (how its training
+    stories differ from the set's files, "; "-joined; empty: they do not), task, name, questions, wrong,
     error (%), failed."""
     frames = []
     for r in results:
@@ -90,6 +92,7 @@ def results_table(results: list[RunResult]) -> pd.DataFrame:
         t.insert(4, "step", r.step)
         t.insert(5, "checkpoint", r.checkpoint)
         t.insert(6, "split", r.split)
+        t.insert(7, "training", "; ".join(r.training))
         frames.append(t)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -150,6 +153,7 @@ def summarize_group(runs: list[RunResult], key: str, label: str) -> Column:
         best_error=float(per_run.loc[best, "mean_error"]), best_failed=int(per_run.loc[best, "failed"]),
         best_run=str(best), runs=len(runs), per_run=per_run, results=list(runs),
         source=", ".join(str(r.run_dir) for r in runs), untrained=sorted({t for r in runs for t in r.untrained}),
+        training=runs[0].training,
     )  # fmt: skip
 
 

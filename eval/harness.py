@@ -15,6 +15,7 @@ raises a `UserError`; `evaluate_runs` collects those per run and goes on with th
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ import pyarrow.compute as pc
 import torch
 
 from babi_dnc import metrics
+from babi_dnc.babi_task import DataConfig, load_data
 from babi_dnc.checkpoint import find_runs
 from babi_dnc.data import (
     TASK_NAMES,
@@ -34,7 +36,6 @@ from babi_dnc.data import (
     Vocabulary,
     format_task_spec,
     iterate_batches,
-    load_babi,
     select_tasks,
     tasks_in,
 )
@@ -87,6 +88,7 @@ class RunResult:
     device: str
     notes: list[str] = field(default_factory=list)  # warnings met on the way (e.g. missing files)
     untrained: list[int] = field(default_factory=list)  # evaluated tasks without training stories (a missing file)
+    training: list[str] = field(default_factory=list)  # how its training stories differ from the set's files
     model: Any = field(default=None, repr=False)  # the loaded model (for memory plots)
     dataset: Any = field(default=None, repr=False)  # the evaluated split (datasets.Dataset)
     vocab: Vocabulary | None = field(default=None, repr=False)
@@ -220,17 +222,13 @@ def load_split(config: dict, vocab: Vocabulary, eval_config: EvalConfig,
                cache: dict | None = None) -> tuple[BabiData, list[str]]:
     """The run's bAbI data (its set, tasks, validation split) encoded with its vocabulary, and the warnings
     met while loading. `cache` (a dict) shares loads between runs with the same settings."""
-    data = config.get("data", {})
-    data_dir = eval_config.data_dir or data.get("data_dir")
-    tasks = data.get("tasks", "all")
-    key = (data.get("set_name", "en-10k"), str(tasks), str(data_dir), data.get("valid_fraction", 0.1),
-           data.get("seed", 0), vocab.fingerprint())
+    data = DataConfig.from_dict(config.get("data", {}))
+    key = (json.dumps(data.to_dict(), sort_keys=True), str(eval_config.data_dir), vocab.fingerprint())
     if cache is not None and key in cache:
         return cache[key]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        loaded = load_babi(set_name=key[0], tasks=tasks, data_dir=data_dir, valid_fraction=key[3], seed=key[4],
-                           vocab=vocab)  # fmt: skip
+        loaded = load_data(data, vocab, eval_config.data_dir)
     notes = [str(w.message) for w in caught if w.category.__name__ != "UnknownWordsWarning"]
     if cache is not None:
         cache[key] = (loaded, notes)
@@ -274,7 +272,8 @@ def evaluate_run(run_dir: str | Path, eval_config: EvalConfig, data_cache: dict 
         run_dir=run_dir, label=label, model_kind=config.get("model", {}).get("model", "dnc"), config=config,
         checkpoint=Path(info["path"]).name.removeprefix(".old-"), step=int(info["step"]),
         seed=config.get("train", {}).get("seed"), split=eval_config.split, tasks=evaluated, questions=questions,
-        data_source=dict(data.source), device=str(device), notes=notes, untrained=untrained, model=model,
+        data_source=dict(data.source), device=str(device), notes=notes, untrained=untrained,
+        training=data.training_changes(), model=model,
         dataset=dataset, vocab=vocab,
     )  # fmt: skip
 

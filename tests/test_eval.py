@@ -24,11 +24,12 @@ from typer.testing import CliRunner
 
 import app
 from babi_dnc.data import Vocabulary
-from eval.aggregate import compare, group_runs, published_column
+from eval.aggregate import compare, group_runs, published_column, results_table
 from eval.harness import EvalConfig, evaluate_runs, score_answers, score_questions, task_errors
 from eval.reference import PUBLISHED, published_tasks
 from eval.report import console_table
 from eval.report.document import summary_lines
+from eval.report.export import to_json
 
 runner = CliRunner()
 
@@ -341,3 +342,31 @@ def test_the_table_names_the_runs_set_and_warns_that_en_is_not_en_10k(runs):
     text = console.export_text()
     assert "bAbI en, test error" in text and "bAbI en-10k," not in text
     assert "Caveat: the published numbers are for en-10k" in text and "runs on en (1,000 per task)" in text
+
+
+def test_a_run_trained_on_the_1k_fallback_says_so_in_every_table(tiny_babi_dir, tmp_path):
+    """Task 1's en-10k training file is missing and the en one is there: trained with --fallback-1k, task 1
+    counts as trained, and the results file, the table and the JSON say how its training data differs."""
+    from babi_dnc.babi_task import TRAIN_PRESETS, DataConfig, train_babi
+    from babi_dnc.models import preset
+
+    data = tmp_path / "tasks_1-20_v1-2"
+    shutil.copytree(tiny_babi_dir, data)
+    (data / "en").mkdir()
+    shutil.move(next(data.rglob("qa1_*_train.txt")), data / "en")
+    config = dataclasses.replace(TRAIN_PRESETS["tiny"], max_steps=2, eval_every=2, device="cpu", progress=False,
+                                 tensorboard=False)  # fmt: skip
+    data_config = DataConfig(set_name="en-10k", tasks="1,8", data_dir=str(data), valid_fraction=0.2,
+                             fallback_1k=True)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train_babi(preset("tiny"), data_config, config, tmp_path / "run")
+        results, failures = evaluate_runs([tmp_path / "run"], EvalConfig(device="cpu"))
+    assert not failures and results[0].untrained == [] and results[0].training == ["task 1 from en (1k)"]
+    assert set(results_table(results)["training"]) == {"task 1 from en (1k)"}
+    comparison = compare(results)
+    console = Console(width=250, record=True)
+    console.print(console_table(comparison))
+    text = " ".join(console.export_text().split())
+    assert "task 1 from en (1k)" in text and "Training data: DNC, task 1 from en (1k)" in text
+    assert to_json(comparison)["runs"][0]["training"] == ["task 1 from en (1k)"]

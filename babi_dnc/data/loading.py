@@ -168,6 +168,14 @@ class BabiData:
     def splits(self) -> dict[str, datasets.Dataset]:
         return {"train": self.train, "valid": self.valid, "test": self.test}
 
+    def training_changes(self) -> list[str]:
+        """How the training stories differ from the set's own files, in a few words each (empty: they do not);
+        reports and results files show them beside the run."""
+        changes = ["task 16 rewritten"] if self.augment_16 else []
+        if self.from_1k:
+            changes.append(f"task {format_task_spec(self.from_1k)} from en (1k)")
+        return changes
+
     def config(self) -> dict:
         """What `load_babi` needs to rebuild this data (for RUN/config.json)."""
         return {"set_name": self.set_name, "tasks": list(self.tasks), "valid_fraction": self.valid_fraction,

@@ -29,7 +29,8 @@ def column_json(column: Column) -> dict:
     out = {"label": column.label, "kind": column.kind, "runs": column.runs, "tasks": per_task,
            "mean_error": column.mean_error, "mean_sd": column.mean_sd, "failed_tasks": column.failed,
            "failed_sd": column.failed_sd, "best_error": column.best_error, "best_failed": column.best_failed,
-           "best_run": column.best_run, "source": column.source, "note": column.note}  # fmt: skip
+           "best_run": column.best_run, "source": column.source, "note": column.note,
+           "training": list(column.training)}  # fmt: skip
     return out
 
 
@@ -43,7 +44,7 @@ def to_json(comparison: Comparison, failures: list[tuple] | None = None) -> dict
         runs.append({
             "run": r.label, "run_dir": str(r.run_dir), "model": r.model_kind, "seed": r.seed, "step": r.step,
             "checkpoint": r.checkpoint, "split": r.split, "mean_error": summary["mean_error"],
-            "failed_tasks": summary["failed"], "untrained_tasks": list(r.untrained),
+            "failed_tasks": summary["failed"], "untrained_tasks": list(r.untrained), "training": list(r.training),
             "tasks": {int(task): {"name": row["name"], "questions": int(row["questions"]), "wrong": int(row["wrong"]),
                                   "error": float(row["error"]), "failed": bool(row["failed"])}
                       for task, row in t.iterrows()},

@@ -75,7 +75,7 @@ def column_subtitle(column: Column) -> str:
     text = f"{runs} run{'s' if runs != 1 else ''}" if runs else "best run"
     if column.kind == "ours" and column.per_run is not None and len(column.per_run) == 1:
         text += f", step {int(column.per_run['step'].iloc[0]):,}"
-    return text
+    return ", ".join([text, *column.training])
 
 
 def task_questions(comparison: Comparison) -> dict[int, int]:
@@ -141,6 +141,12 @@ def table_caption(comparison: Comparison) -> str:
             ("tasks", "their rows are", "them")
         parts.append(f"Untrained: {tasks} {format_task_spec(comparison.untrained)} had no training stories (a "
                      f"missing file); {rows} shown, but no mean or failed-task count includes {them}.")  # fmt: skip
+    changed = [c for c in comparison.ours if c.training]
+    if changed:
+        parts.append("Training data: " + "; ".join(f"{c.label}, {', '.join(c.training)}" for c in changed) + " ("
+                     "task 16's training stories rewritten so that the answer colour occurs once, as Franke et al. "
+                     "2018 did, its test stories untouched; a task whose en-10k training file is missing here "
+                     "trained on the en file's 1,000 questions).")
     if comparison.subset and comparison.published:
         parts.append(f"{NOTE_MARK} Published over tasks {comparison.tasks_text} only: the mean of the per-task "
                      f"means, and the number of those tasks whose mean error is above {FAILED_PERCENT} (the paper's "
