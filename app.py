@@ -24,7 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 COMMANDS = {"data": data_command, "copy": copy_command, "train": train_command, "eval": eval_command,
-            "viz": viz_command, "chat": chat_command, "bench": bench}  # fmt: skip
+            "viz": viz_command, "chat": chat_command, "bench": bench}
 for name, command in COMMANDS.items():
     app.command(name)(user_errors(command))
 

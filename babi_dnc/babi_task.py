@@ -52,7 +52,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
                          threads=1, augment=True, compile=True),
     "tiny": TrainConfig(optimizer="adam", lr=1e-2, batch_size=4, max_steps=20, eval_every=10, log_every=1,
                         eval_batch_size=16, threads=1),
-}  # fmt: skip
+}
 
 
 @dataclass
@@ -77,7 +77,7 @@ def load_data(dc: DataConfig, vocab=None, data_dir: str | Path | None = None):
     `data_dir` when given (else the config's): the one path by which training and evaluation load a run's data."""
     return load_babi(set_name=dc.set_name, tasks=dc.tasks, data_dir=data_dir or dc.data_dir,
                      valid_fraction=dc.valid_fraction, seed=dc.seed, vocab=vocab, fallback_1k=dc.fallback_1k,
-                     augment_16=dc.augment_16)  # fmt: skip
+                     augment_16=dc.augment_16)
 
 
 def answer_loss(logits: Tensor, targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -142,7 +142,7 @@ class BabiTask:
 
     def __init__(self, data, batch_size: int = 16, seed: int = 0, eval_batch_size: int = 64, bucket: bool = True,
                  valid_stories: int | None = None, augment: bool = False, sampling: str = "uniform",
-                 curriculum_tasks: list[int] | None = None, curriculum_steps: int = 0):  # fmt: skip
+                 curriculum_tasks: list[int] | None = None, curriculum_steps: int = 0):
         if len(data.train) == 0:
             raise DataError("the training split has no stories: choose tasks whose training files exist.")
         if len(data.valid) == 0:
@@ -170,10 +170,10 @@ class BabiTask:
     def _epoch_batches(self) -> Iterator[dict]:
         if self.in_curriculum:
             return iterate_batches(self.curriculum, self.batch_size, shuffle=True, seed=self.seed,
-                                   epoch=self.epoch, bucket=self.bucket)  # fmt: skip
+                                   epoch=self.epoch, bucket=self.bucket)
         if self.sampling == "error":
             return iterate_round(packed_columns(self.data.train), self.round_errors, self.batch_size, self.seed,
-                                 self.epoch, self.round_batches)  # fmt: skip
+                                 self.epoch, self.round_batches)
         return iterate_batches(
             self.data.train, self.batch_size, shuffle=True, seed=self.seed, epoch=self.epoch, bucket=self.bucket
         )
@@ -211,10 +211,10 @@ class BabiTask:
 
     def state_dict(self) -> dict:
         state = {"epoch": self.epoch, "index": self.index, "seed": self.seed, "batch_size": self.batch_size,
-                 "in_curriculum": self.in_curriculum}  # fmt: skip
+                 "in_curriculum": self.in_curriculum}
         if self.sampling == "error":  # JSON-like: task numbers as strings
             state |= {"round_errors": {str(t): e for t, e in self.round_errors.items()},
-                      "latest_errors": {str(t): e for t, e in self.latest_errors.items()}}  # fmt: skip
+                      "latest_errors": {str(t): e for t, e in self.latest_errors.items()}}
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -263,7 +263,7 @@ def curriculum_split(train, tasks: list[int] | None):
 def run_config(model_config: ModelConfig, data_config: DataConfig, train_config: TrainConfig) -> dict:
     """What fit writes to config.json for a bAbI run."""
     return {"kind": "babi", "model": model_config.to_dict(), "data": data_config.to_dict(),
-            "train": train_config.to_dict()}  # fmt: skip
+            "train": train_config.to_dict()}
 
 
 ASKED_OPTIONS = {"model": "--model", "set_name": "--set", "tasks": "--tasks", "fallback_1k": "--fallback-1k",
@@ -273,7 +273,7 @@ ASKED_MODEL_OPTIONS = {"embedding": "--embedding", "bypass_dropout": "--bypass-d
                        "memory_slots": "--memory-slots", "word_size": "--word-size", "read_heads": "--read-heads",
                        "controller_size": "--controller-size", "lstm_size": "--lstm-size",
                        "think_steps": "--think-steps", "backward_reader": "--backward-reader",
-                       "interface_norm": "--interface-norm", "links": "--links"}  # fmt: skip
+                       "interface_norm": "--interface-norm", "links": "--links"}
 
 
 @dataclass
@@ -291,10 +291,10 @@ def saved_configs(run_dir: Path) -> tuple[ModelConfig, DataConfig, TrainConfig]:
     """The model, data and training configs a bAbI run was trained with (CheckpointError if unreadable)."""
     if not (run_dir / CONFIG).is_file():
         raise CheckpointError(f"{run_dir / CONFIG} is missing, so the run cannot be resumed: restore it, or pass "
-                              "--restart to start over.")  # fmt: skip
+                              "--restart to start over.")
     saved = read_config(run_dir)
     return (config_section(saved, "model", ModelConfig, run_dir), config_section(saved, "data", DataConfig, run_dir),
-            config_section(saved, "train", TrainConfig, run_dir))  # fmt: skip
+            config_section(saved, "train", TrainConfig, run_dir))
 
 
 def _check_asked(plan: RunPlan, asked: dict) -> None:
@@ -305,16 +305,16 @@ def _check_asked(plan: RunPlan, asked: dict) -> None:
     names = ASKED_OPTIONS | ASKED_MODEL_OPTIONS
     same = {"tasks": lambda a, b: parse_task_spec(a) == parse_task_spec(b)}
     differ = [k for k in names if asked.get(k) is not None
-              and not same.get(k, str.__eq__)(str(asked[k]), str(saved[k]))]  # fmt: skip
+              and not same.get(k, str.__eq__)(str(asked[k]), str(saved[k]))]
     if differ:
         was = " ".join(f"{names[k]} {saved[k]}" for k in differ)
         now = " ".join(f"{names[k]} {asked[k]}" for k in differ)
         raise UserError(f"{plan.run_dir} was trained with {was}, not {now}: leave {now} out to resume it as it is, "
-                        "or pass --restart to start over with it.")  # fmt: skip
+                        "or pass --restart to start over with it.")
 
 
 def plan_run(run_dir: Path, n: int, configs: tuple[ModelConfig, DataConfig, TrainConfig], resume: bool,
-             restart: bool, train_overrides: dict, asked: dict) -> RunPlan:  # fmt: skip
+             restart: bool, train_overrides: dict, asked: dict) -> RunPlan:
     """How run `n` starts and with which configs: on resume, its saved ones (training fields replaced by
     train_overrides, the data folder by asked["data_dir"]); refusals before any data is loaded."""
     mc, dc, tc = configs
@@ -357,7 +357,7 @@ def train_babi(
         check_seeds_folder(out, restart=restart and env.is_main, keep=seeds)
     configs = (model_config, data_config, train_config)
     plans = [plan_run(run_dir, n, configs, resume, restart, train_overrides or {}, asked or {})
-             for n, run_dir in enumerate(runs)]  # fmt: skip
+             for n, run_dir in enumerate(runs)]
     if env.active:
         dist.barrier()  # every process checked `out` before process 0 writes to it
 
@@ -371,9 +371,9 @@ def train_babi(
         first = parse_task_spec(tc.curriculum_tasks) if tc.curriculum_steps else None
         task = BabiTask(data, tc.batch_size, seed=tc.seed, eval_batch_size=tc.eval_batch_size,
                         valid_stories=plan.data.valid_stories, augment=tc.augment, sampling=tc.task_sampling,
-                        curriculum_tasks=first, curriculum_steps=tc.curriculum_steps)  # fmt: skip
+                        curriculum_tasks=first, curriculum_steps=tc.curriculum_steps)
         summary = fit(model, task, tc, plan.run_dir, run_config(plan.model, plan.data, tc), vocab=data.vocab,
-                      resume=resume, restart=restart)  # fmt: skip
+                      resume=resume, restart=restart)
         summaries.append(summary)
         if summary["interrupted"]:
             break
@@ -398,4 +398,4 @@ def _plan_data(plan: RunPlan, cache: dict[str, Any], env):
 __all__ = [
     "TRAIN_PRESETS", "DataConfig", "load_data", "answer_loss", "evaluate_babi", "BabiTask", "run_config",
     "saved_configs", "train_babi",
-]  # fmt: skip
+]

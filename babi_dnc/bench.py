@@ -81,7 +81,7 @@ def _build(cfg: BenchConfig, device: torch.device):
             input_size=V, hidden_size=p.controller_size, rnn_type="lstm", num_layers=1, nr_cells=p.memory_slots,
             cell_size=p.word_size, read_heads=p.read_heads, batch_first=True,
             gpu_id=device.index if device.type == "cuda" else -1,
-        ).to(device)  # fmt: skip  (its output layer is already V-way)
+        ).to(device)  # its output layer is already V-way
 
         def loss_fn(ids, targets, mask):
             x = torch.nn.functional.one_hot(ids, V).float()
@@ -262,7 +262,7 @@ def run_isolated(cfg: BenchConfig, timeout: float | None = None) -> dict:
     proc = subprocess.run(
         [sys.executable, "-c", code, json.dumps(dataclasses.asdict(cfg))], capture_output=True, text=True,
         timeout=timeout,
-    )  # fmt: skip
+    )
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise UserError(f"the {cfg.model} benchmark failed: {last}")

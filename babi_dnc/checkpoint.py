@@ -185,10 +185,6 @@ def resolve_checkpoint(run_dir: str | Path, tag: str = "latest") -> Path | None:
     return None
 
 
-def has_checkpoint(run_dir: str | Path, tag: str = "latest") -> bool:
-    return resolve_checkpoint(run_dir, tag) is not None
-
-
 def save_checkpoint(
     run_dir: str | Path,
     tag: str,
@@ -224,7 +220,7 @@ def save_checkpoint(
 
 
 def _write_checkpoint_files(tmp: Path, tag: str, weights: dict[str, torch.Tensor], trainer_state: dict | None,
-                            meta: dict | None) -> None:  # fmt: skip
+                            meta: dict | None) -> None:
     """The three files of a checkpoint in `tmp`, written and fsynced."""
     save_file(weights, str(tmp / WEIGHTS), metadata={"format": "pt"})
     torch.save(trainer_state or {}, tmp / TRAINER)
@@ -278,7 +274,7 @@ def load_checkpoint(
         folder = checkpoint_dir(run_dir) / tag
         if not folder.is_dir():
             raise _unloadable(f"no checkpoint '{tag}' in {run_dir}", "train it first with `babi-dnc train` or pick "
-                              "another run")  # fmt: skip
+                              "another run")
         raise _unloadable(f"{folder / META} is missing")
     meta = read_json(path / META, "checkpoint metadata")
     files = meta.get("files", {}) if isinstance(meta, dict) else None
@@ -358,10 +354,10 @@ def read_config(run_dir: str | Path) -> dict:
     config = read_json(run_dir / CONFIG, "run config")
     shape = _json_type(config) if not isinstance(config, dict) else next(
         (f"its '{s}' is {_json_type(config[s])}" for s in CONFIG_SECTIONS if not isinstance(config.get(s, {}), dict)),
-        None)  # fmt: skip
+        None)
     if shape:
         raise CheckpointError(f"{run_dir / CONFIG} is not a run configuration ({shape}, not an object): restore it "
-                              "or train the run again.")  # fmt: skip
+                              "or train the run again.")
     return config
 
 

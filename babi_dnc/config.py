@@ -8,7 +8,7 @@ import typing
 from typing import Self
 
 JSON_TYPES = {int: (int,), float: (int, float), str: (str,), bool: (bool,), type(None): (type(None),),
-              list: (list,), dict: (dict,), tuple: (list, tuple)}  # fmt: skip
+              list: (list,), dict: (dict,), tuple: (list, tuple)}
 
 
 class JsonConfig:

@@ -85,7 +85,7 @@ class GraphedForward:
     """
 
     def __init__(self, model: nn.Module, forward, lengths: tuple[int, ...] = LENGTHS, max_length: int = MAX_LENGTH,
-                 warmup: int = 3):  # fmt: skip
+                 warmup: int = 3):
         self.model, self.eager_forward = model, forward
         self.lengths, self.max_length, self.warmup = tuple(sorted(lengths)), max_length, warmup
         self.graphs: dict[tuple, nn.Module] = {}  # (rows, length, autocast) -> graphed _Logits
@@ -139,7 +139,7 @@ class GraphedForward:
             # sample tensors become the graphs' static inputs, so they are copies, not the caller's batch
             with torch.autocast("cuda", dtype=dtype, enabled=enabled, cache_enabled=False):
                 graphed = capture(callable_, (ids.clone(), mask.clone()), num_warmup_iters=self.warmup,
-                                  allow_unused_input=True, **shared)  # fmt: skip
+                                  allow_unused_input=True, **shared)
         except Exception as e:  # a capture error: the run goes on eagerly
             self.failed = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
             warnings.warn(
@@ -155,7 +155,7 @@ class GraphedForward:
 
 
 def install_cuda_graphs(model: nn.Module, lengths: tuple[int, ...] = LENGTHS, max_length: int = MAX_LENGTH,
-                        warmup: int = 3, devices: tuple[str, ...] = ("cuda",)) -> GraphedForward | None:  # fmt: skip
+                        warmup: int = 3, devices: tuple[str, ...] = ("cuda",)) -> GraphedForward | None:
     """Make `model(ids, mask=mask)` replay CUDA graphs while training (in place; returns the GraphedForward),
     for a model on a CUDA device. Returns None and changes nothing where graphs do not apply: a model on a
     CPU, under torch.distributed (DDP), with think steps (their count makes the length data-dependent), or
@@ -168,12 +168,12 @@ def install_cuda_graphs(model: nn.Module, lengths: tuple[int, ...] = LENGTHS, ma
         return None
     if getattr(model, "think_steps", 0):
         warnings.warn("CUDA graphs do not apply to a model with think steps (the step count depends on the "
-                      "data): the training step runs eagerly.", stacklevel=2)  # fmt: skip
+                      "data): the training step runs eagerly.", stacklevel=2)
         return None
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         # DDP's gradient hooks and graphs captured per process: not supported here
         warnings.warn("CUDA graphs are not used under torch.distributed (DDP): the training step runs eagerly.",
-                      stacklevel=2)  # fmt: skip
+                      stacklevel=2)
         return None
     if isinstance(model.forward, GraphedForward):
         return model.forward

@@ -103,7 +103,7 @@ class DNCCell(nn.Module):
         self.read_heads, self.word_size = read_heads, word_size
         self.clip_activation_grad = clip_activation_grad
         self.memory = Memory(memory_slots, word_size, read_heads, masked=masked, deallocate=deallocate,
-                             sharpness=sharpness, links=links)  # fmt: skip
+                             sharpness=sharpness, links=links)
         chi_size = input_size + read_heads * word_size
         if isinstance(controller, str):
             self.controller = build_controller(controller, chi_size, controller_size, controller_layers, layer_norm)
@@ -154,7 +154,7 @@ class DNCCell(nn.Module):
 TRACE_KEYS = (
     "write_weights", "read_weights", "usage", "allocation", "free_gates", "allocation_gate", "write_gate",
     "read_modes", "erase_vector", "write_strength", "read_strengths", "forward_weights", "backward_weights",
-)  # fmt: skip
+)
 
 
 class DNC(nn.Module):

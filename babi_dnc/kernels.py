@@ -116,7 +116,7 @@ def _first_use(state: dict, switch: str, load, failure: str, advice: str) -> boo
 def cpu_link_kernel() -> bool:
     """Whether the compiled CPU link kernel can be used (builds it on the first call)."""
     return _first_use(_state, ENV_SWITCH, _build, "The CPU link kernel could not be built",
-                      "Install a C++ compiler to get it")  # fmt: skip
+                      "Install a C++ compiler to get it")
 
 
 def status() -> str:
@@ -136,7 +136,7 @@ def triton_link_kernel() -> bool:
     """Whether the Triton link kernels can be used (imports triton_link on the first call; a failure warns
     once). Call it before torch.compile traces a step, so that the import is not traced."""
     return _first_use(_triton, TRITON_SWITCH, _load_triton, "The Triton link kernels are not available",
-                      "Install triton (the GPU builds of PyTorch bring it)")  # fmt: skip
+                      "Install triton (the GPU builds of PyTorch bring it)")
 
 
 def use_triton(enabled: bool) -> None:

@@ -356,7 +356,7 @@ def read_memory(memory: Tensor, read_weights: Tensor) -> Tensor:
 def _traced_interface(xi: Interface) -> dict[str, Tensor]:
     """The interface values a step's trace keeps (the gates, modes and strengths that plots show)."""
     names = ("free_gates", "allocation_gate", "write_gate", "read_modes", "erase_vector", "write_strength",
-             "read_strengths")  # fmt: skip
+             "read_strengths")
     return {name: getattr(xi, name) for name in names}
 
 
@@ -379,7 +379,7 @@ class Memory(nn.Module):
     """
 
     def __init__(self, num_slots: int, word_size: int, num_reads: int, fused: bool = True, masked: bool = False,
-                 deallocate: bool = False, sharpness: bool = False, links: bool = True):  # fmt: skip
+                 deallocate: bool = False, sharpness: bool = False, links: bool = True):
         super().__init__()
         if min(num_slots, word_size, num_reads) < 1:
             raise ValueError("num_slots, word_size and num_reads must all be at least 1")
@@ -435,7 +435,7 @@ class Memory(nn.Module):
             if self.masked:
                 options_at += mask_size(self.word_size, self.num_reads)
                 read_masks, write_mask = split_masks(interface[:, paper_size:options_at], self.word_size,
-                                                     self.num_reads)  # fmt: skip
+                                                     self.num_reads)
                 write_mask = write_mask.unsqueeze(1)  # [B, 1, W]
             # Dynamic memory allocation.
             psi = retention(xi.free_gates, state.read_weights)  # [B, N]
@@ -466,7 +466,7 @@ class Memory(nn.Module):
 
         if trace is not None:
             trace.update(write_weights=write_weights, read_weights=read_weights, usage=usage, allocation=allocation,
-                         forward_weights=forward, backward_weights=backward, **_traced_interface(xi))  # fmt: skip
+                         forward_weights=forward, backward_weights=backward, **_traced_interface(xi))
         if keep is not None:
             kept = keep.unsqueeze(-1)  # [B, 1]
             usage = torch.where(kept, usage, state.usage)
@@ -476,7 +476,7 @@ class Memory(nn.Module):
         return read_vectors, new_state
 
     def _linkage(self, state: MemoryState, write_weights: Tensor, sharpness: Tensor
-                 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+                 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Steps 5 and 6 and the directional weightings: (link [B, N, N], precedence [B, N], forward [B, R, N],
         backward [B, R, N]); without links, the state's link and precedence and zero weightings.
         sharpness: the interface's sharpness part [B, 2R] (empty without the option)."""
@@ -485,7 +485,7 @@ class Memory(nn.Module):
             return state.link, state.precedence, zero, zero
         if self.fused:
             link, forward, backward = _FusedLinkRead.apply(state.link, write_weights, state.precedence,
-                                                           state.read_weights)  # fmt: skip
+                                                           state.read_weights)
         else:
             link = link_update(state.link, write_weights, state.precedence)  # [B, N, N]
             forward, backward = directional_weightings(link, state.read_weights)  # [B, R, N] each

@@ -127,4 +127,4 @@ def per_task_errors(metrics: dict[str, float]) -> dict[int, float]:
 __all__ = [
     "IGNORE_INDEX", "FAILED_ABOVE", "TaskError", "question_correct", "answer_correct", "question_results",
     "task_errors", "is_failed", "summarize", "per_task_errors", "TASK_ERROR",
-]  # fmt: skip
+]

@@ -114,7 +114,7 @@ PRESETS: dict[str, ModelConfig] = {
         controller_size=16, memory_slots=8, word_size=4, read_heads=1, clip_activation_grad=10.0,
         lstm_size=16,
     ),
-}  # fmt: skip
+}
 
 
 def preset(name: str, model: str = "dnc", **overrides) -> ModelConfig:
@@ -134,7 +134,7 @@ def describe_model(model: dict, details: bool = False) -> str:
         memory = f"memory {model.get('memory_slots')} x {model.get('word_size')}"
         text = f"DNC ({memory}, {heads} read head{'s' * (heads != 1)})"
         options = {"layer norm": "layer_norm", "masked addressing": "masked", "de-allocation": "deallocate",
-                   "link sharpness": "sharpness", "interface layer norm": "interface_norm"}  # fmt: skip
+                   "link sharpness": "sharpness", "interface layer norm": "interface_norm"}
         extra = [f"{model.get('controller')} controller {model.get('controller_size')}"]
         extra += [name for name, key in options.items() if model.get(key)]
         if not model.get("links", True):
@@ -196,7 +196,7 @@ class BabiModel(nn.Module):
     """
 
     def __init__(self, core: nn.Module, vocab_size: int, embedding: int | None = None, think_steps: int = 0,
-                 answer_id: int | None = None, reader: nn.Module | None = None):  # fmt: skip
+                 answer_id: int | None = None, reader: nn.Module | None = None):
         super().__init__()
         if think_steps and answer_id is None:
             raise ValueError("think steps need the answer slot's word id (answer_id)")
@@ -259,7 +259,7 @@ def build_model(config: ModelConfig, vocab_size: int, answer_id: int | None = No
             clip_activation_grad=config.clip_activation_grad, checkpoint_steps=config.checkpoint_steps,
             layer_norm=config.layer_norm, masked=config.masked, deallocate=config.deallocate,
             sharpness=config.sharpness, interface_norm=config.interface_norm, links=config.links,
-        )  # fmt: skip
+        )
     else:
         core = LSTMBaseline(input_size, vocab_size, hidden_size=config.lstm_size, num_layers=config.lstm_layers)
     if config.model == "dnc" and config.bypass_dropout > 0:
@@ -302,4 +302,4 @@ __all__ = [
     "MODELS", "ModelConfig", "PRESETS", "preset", "BabiModel", "build_model", "insert_think_steps", "take_steps",
     "BypassDropoutLinear",
     "init_forget_bias", "describe_model", "compile_model",  # compile_model lives in dnc.py; bench.py calls it from here
-]  # fmt: skip
+]

@@ -26,10 +26,10 @@ from pathlib import Path
 from .checkpoint import CONFIG, META, VOCAB, WEIGHTS, load_checkpoint, read_config, write_json_atomic
 from .errors import UserError
 from .metrics import TASK_ERROR
+from .run_folder import METRICS, read_metrics
 
 PREFIX = "pretrained:"
 PROVENANCE = "provenance.json"
-DEFAULT = "dnc"  # what `chat` loads without a run argument
 
 
 def pretrained_root() -> Path:
@@ -66,7 +66,7 @@ def provenance(spec: str | Path) -> dict:
 
 
 def export_run(run_dir: str | Path, dest: str | Path, command: str, data_sha256: str, tag: str = "best",
-               **extra) -> Path:  # fmt: skip
+               **extra) -> Path:
     """Copy checkpoint `tag` of `run_dir` (weights and meta.json, not the optimiser) with the run's config
     and vocabulary into `dest` as a shipped model, with provenance.json: the training `command`, the
     training time and step, the validation metrics of the weights, the checksum of the training data
@@ -81,8 +81,8 @@ def export_run(run_dir: str | Path, dest: str | Path, command: str, data_sha256:
     (dest / "checkpoints" / "best").mkdir(parents=True)
     write_json_atomic(dest / CONFIG, config)
     shutil.copyfile(run_dir / VOCAB, dest / VOCAB)
-    if (run_dir / "metrics.jsonl").is_file():  # the learning curves of the report
-        shutil.copyfile(run_dir / "metrics.jsonl", dest / "metrics.jsonl")
+    if (run_dir / METRICS).is_file():  # the learning curves of the report
+        shutil.copyfile(run_dir / METRICS, dest / METRICS)
     shutil.copyfile(ckpt.path / WEIGHTS, dest / "checkpoints" / "best" / WEIGHTS)
     shutil.copyfile(ckpt.path / META, dest / "checkpoints" / "best" / META)
     record = {
@@ -101,15 +101,5 @@ def export_run(run_dir: str | Path, dest: str | Path, command: str, data_sha256:
 
 def _last_metrics(run_dir: Path) -> dict:
     """The last line of RUN/metrics.jsonl that has an elapsed training time ({} if none)."""
-    last: dict = {}
-    path = run_dir / "metrics.jsonl"
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if "elapsed_s" in row:
-                last = row
-    return last
+    return next((row for row in reversed(read_metrics(run_dir)) if "elapsed_s" in row), {})
 

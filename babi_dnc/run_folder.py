@@ -45,6 +45,22 @@ MARKERS = (CONFIG, METRICS, "checkpoints")  # a folder with one of these holds a
 RUN_FILES = (*MARKERS, VOCAB, "tb")  # what --restart deletes
 
 
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The rows of RUN/metrics.jsonl (one JSON object per line; unreadable lines skipped; [] without a log)."""
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
 def _ours(name: str) -> bool:
     """A file a training writes into its folder (or a temporary of one)."""
     return name in RUN_FILES or name == LOCK or any(name.startswith(f".{f}.tmp-") for f in (CONFIG, VOCAB))
@@ -82,14 +98,14 @@ def start_mode(path: Path, resume: bool = False, restart: bool = False) -> str:
         if others:
             shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
             raise CheckpointError(f"{path} holds files that are not a babi-dnc run ({shown}): choose a new or empty "
-                                  "--out.")  # fmt: skip
+                                  "--out.")
         return "fresh"
     if restart:
         return "restart"
     if resume:
         return "resume" if _trained(path) else "fresh"
     raise CheckpointError(f"{path} already holds a run{_saved_step(path)}: pass --resume to continue it, --restart to "
-                          "delete it and start over, or choose another --out.")  # fmt: skip
+                          "delete it and start over, or choose another --out.")
 
 
 def check_seeds_folder(path: Path, restart: bool = False, keep: int = 0) -> None:
@@ -103,7 +119,7 @@ def check_seeds_folder(path: Path, restart: bool = False, keep: int = 0) -> None
     if others:
         shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
         raise CheckpointError(f"{path} holds other files than seed-N runs ({shown}): choose a new or empty --out "
-                              "for --seeds.")  # fmt: skip
+                              "for --seeds.")
     for folder in path.iterdir():
         if restart and int(folder.name.split("-")[1]) >= keep and holds_run(folder):
             lock = RunLock(folder)
@@ -140,7 +156,7 @@ def resume_checkpoint(path: Path) -> tuple[Checkpoint, str | None]:
         note = None
         if tag == "best":
             note = (f"checkpoint 'latest' does not load ({problems['latest']}): resuming from 'best' at step "
-                    f"{checkpoint.step}")  # fmt: skip
+                    f"{checkpoint.step}")
         return checkpoint, note
     raise CheckpointError(f"cannot resume {path}: no checkpoint loads (latest: {problems['latest']}; best: "
                           f"{problems['best']}), so restore {checkpoint_dir(path)} or pass --restart to start over.")
@@ -172,11 +188,11 @@ class RunLock:
             _write_owner(fd)
         except OSError as e:
             raise CheckpointError(f"cannot write into {self.run_dir} ({io_reason(e)}): choose an --out where you "
-                                  "can write.") from None  # fmt: skip
+                                  "can write.") from None
         self.fd = fd
         if owner and owner != _me():
             return (f"took over the lock of {self.run_dir} from pid {owner.get('pid')} on {owner.get('host')} "
-                    f"(started {owner.get('started')}), which is no longer running")  # fmt: skip
+                    f"(started {owner.get('started')}), which is no longer running")
         return None
 
     def _open_locked(self) -> tuple[int, dict]:

@@ -56,7 +56,7 @@ def _load_rows(lp_ptr, w_ptr, p_ptr, N, BLOCK_I: tl.constexpr, BLOCK_J: tl.const
 
 @triton.jit
 def _link_forward_kernel(lp_ptr, w_ptr, p_ptr, rw_ptr, l_ptr, f_ptr, bpart_ptr, N,
-                         R: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_J: tl.constexpr):  # fmt: skip
+                         R: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_J: tl.constexpr):
     """One row block of one sample: L (stored), f (stored), and this block's share of b (bpart)."""
     b, rows, cols, row_in, col_in, inside, offsets, lp, w_i, p_j, scale, link = _load_rows(
         lp_ptr, w_ptr, p_ptr, N, BLOCK_I, BLOCK_J
@@ -76,7 +76,7 @@ def _link_forward_kernel(lp_ptr, w_ptr, p_ptr, rw_ptr, l_ptr, f_ptr, bpart_ptr, 
 @triton.jit
 def _link_backward_kernel(gl_ptr, gf_ptr, gb_ptr, lp_ptr, w_ptr, p_ptr, rw_ptr, dlp_ptr, dw_ptr, drw_ptr,
                           cpart_ptr, N, R: tl.constexpr, HAS_GL: tl.constexpr, BLOCK_I: tl.constexpr,
-                          BLOCK_J: tl.constexpr):  # fmt: skip
+                          BLOCK_J: tl.constexpr):
     """One row block: L recomputed, G, dLp (stored), the row parts of dw and drw (stored), and this block's
     column sums [dw part, dp, drw (R rows)] into cpart [B, blocks, 2 + R, N]."""
     b, rows, cols, row_in, col_in, inside, offsets, lp, w_i, p_j, scale, link = _load_rows(
@@ -117,7 +117,7 @@ def _check(prev_link: Tensor, write_weights: Tensor, prev_precedence: Tensor, pr
     B, N = write_weights.shape
     if prev_link.shape != (B, N, N) or prev_precedence.shape != (B, N) or prev_read_weights.shape[::2] != (B, N):
         raise ValueError("link inputs must be prev_link [B, N, N], write_weights and prev_precedence [B, N], "
-                         "prev_read_weights [B, R, N]")  # fmt: skip
+                         "prev_read_weights [B, R, N]")
     if len({t.dtype for t in (prev_link, write_weights, prev_precedence, prev_read_weights)}) != 1:
         raise ValueError("all link inputs must have the same dtype")
     if N > MAX_SLOTS:
@@ -125,7 +125,7 @@ def _check(prev_link: Tensor, write_weights: Tensor, prev_precedence: Tensor, pr
 
 
 def link_forward_impl(prev_link: Tensor, write_weights: Tensor, prev_precedence: Tensor, prev_read_weights: Tensor,
-                      block_rows: int | None = None) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+                      block_rows: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """(L_t [B, N, N], forward f [B, R, N], backward b [B, R, N]); block_rows overrides BLOCK_I (tests)."""
     _check(prev_link, write_weights, prev_precedence, prev_read_weights)
     lp, w, p, rw = (t.contiguous() for t in (prev_link, write_weights, prev_precedence, prev_read_weights))
@@ -136,13 +136,13 @@ def link_forward_impl(prev_link: Tensor, write_weights: Tensor, prev_precedence:
     bpart = torch.empty(B, blocks, R, N, device=lp.device, dtype=lp.dtype)
     if B and N:
         _link_forward_kernel[(B, blocks)](lp, w, p, rw, link, forward, bpart, N, R=R, BLOCK_I=block_i,
-                                          BLOCK_J=block_j)  # fmt: skip
+                                          BLOCK_J=block_j)
     return link, forward, bpart.sum(1)
 
 
 def link_backward_impl(g_link: Optional[Tensor], g_forward: Tensor, g_backward: Tensor, prev_link: Tensor,  # noqa: UP045
                        write_weights: Tensor, prev_precedence: Tensor, prev_read_weights: Tensor,
-                       block_rows: int | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+                       block_rows: int | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(dL_{t-1} [B, N, N], dw [B, N], dp_{t-1} [B, N], d prev_read_weights [B, R, N]); g_link may be None
     (nothing flows back into L_t, as at the last step of a sequence)."""
     _check(prev_link, write_weights, prev_precedence, prev_read_weights)
@@ -156,7 +156,7 @@ def link_backward_impl(g_link: Optional[Tensor], g_forward: Tensor, g_backward: 
     cpart = torch.empty(B, blocks, 2 + R, N, device=lp.device, dtype=lp.dtype)
     if B and N:
         _link_backward_kernel[(B, blocks)](gl, gf, gb, lp, w, p, rw, d_link, d_w_rows, d_rw_rows, cpart, N, R=R,
-                                           HAS_GL=g_link is not None, BLOCK_I=block_i, BLOCK_J=block_j)  # fmt: skip
+                                           HAS_GL=g_link is not None, BLOCK_I=block_i, BLOCK_J=block_j)
     columns = cpart.sum(1)  # [B, 2 + R, N]
     return d_link, d_w_rows + columns[:, 0], columns[:, 1].contiguous(), d_rw_rows + columns[:, 2:]
 
@@ -166,7 +166,7 @@ def link_backward_impl(g_link: Optional[Tensor], g_forward: Tensor, g_backward: 
 
 @torch.library.custom_op("babi_dnc_gpu::link_forward", mutates_args=())
 def link_forward(prev_link: Tensor, write_weights: Tensor, prev_precedence: Tensor,
-                 prev_read_weights: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+                 prev_read_weights: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """L_t and both directional weightings (see the module docstring), one pass over N x N."""
     return link_forward_impl(prev_link, write_weights, prev_precedence, prev_read_weights)
 
@@ -181,10 +181,10 @@ def _(prev_link, write_weights, prev_precedence, prev_read_weights):
 @torch.library.custom_op("babi_dnc_gpu::link_backward", mutates_args=())
 def link_backward(g_link: Optional[Tensor], g_forward: Tensor, g_backward: Tensor, prev_link: Tensor,  # noqa: UP045
                   write_weights: Tensor, prev_precedence: Tensor,
-                  prev_read_weights: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+                  prev_read_weights: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The gradients of link_forward's inputs, with L_t recomputed from L_{t-1} (see the module docstring)."""
     return link_backward_impl(g_link, g_forward, g_backward, prev_link, write_weights, prev_precedence,
-                              prev_read_weights)  # fmt: skip
+                              prev_read_weights)
 
 
 @link_backward.register_fake

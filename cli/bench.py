@@ -45,7 +45,7 @@ def bench(
         warmup=warmup, amp=amp, compile=compile, checkpoint_steps=checkpoint_steps, threads=threads,
         cuda_graph=cuda_graph,
         data_dir=(str(data_dir) if data_dir else _data_dir_or_env()) if data else None,
-    )  # fmt: skip
+    )
     if data and cfg.data_dir is None:
         raise UserError("--data needs bAbI files: pass --data-dir PATH or set BABI_DNC_DATA.")
     results = run_bench(cfg, vs_peer=vs_peer)
@@ -60,7 +60,7 @@ def bench(
             r["model"], f"{r['step_s']:.3f}", f"{r['forward_s']:.3f}", f"{r['backward_s']:.3f}",
             f"{r['stories_per_s']:.1f}", f"{r['story_steps_per_s']:,.0f}",
             f"{r['peak_memory_bytes'] / 2**30:.2f} GiB",
-        )  # fmt: skip
+        )
     console.print(table)
     link = f", link: {results[0]['link']}" if "link" in results[0] else ""
     console.print(

@@ -68,7 +68,7 @@ def user_errors(fn):
         except OSError as e:
             where = f" {e.filename}" if e.filename else ""
             print_error(f"cannot read or write{where} ({e.strerror or e}): check the path, its permissions and the "
-                        "free space; files already written are kept.")  # fmt: skip
+                        "free space; files already written are kept.")
             raise typer.Exit(EXIT_USER_ERROR) from None
         except KeyboardInterrupt:
             print_error("interrupted.")

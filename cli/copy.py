@@ -65,15 +65,15 @@ def copy_command(
     config = CopyConfig.for_task(task)
     config.out = str(out or config.out)
     model = {"controller": controller, "controller_size": controller_size, "memory_slots": memory_slots,
-             "word_size": word_size, "read_heads": read_heads}  # fmt: skip
+             "word_size": word_size, "read_heads": read_heads}
     config.model = dataclasses.replace(config.model, **{k: v for k, v in model.items() if v is not None})
     data = {"bits": bits, "max_length": max_length, "max_repeats": max_repeats}
     config.task = dataclasses.replace(config.task, **{k: v for k, v in data.items() if v is not None})
     config.curriculum.enabled = curriculum
     train = {"max_steps": max_steps, "batch_size": batch_size, "lr": lr, "eval_every": eval_every,
-             "threads": threads}  # fmt: skip
+             "threads": threads}
     config.train = dataclasses.replace(config.train, seed=seed, device=device, progress=progress,
-                                       **{k: v for k, v in train.items() if v is not None})  # fmt: skip
+                                       **{k: v for k, v in train.items() if v is not None})
     if config.model.memory_slots < config.task.max_length + 1:
         print_warning(f"{config.model.memory_slots} memory slots for patterns of up to {config.task.max_length} "
                       "vectors: the DNC may run out of memory.")
@@ -83,12 +83,12 @@ def copy_command(
     c = config.task
     table = Table(title=f"DNC ({config.model.controller}) on {c.task}, patterns of {c.min_length}-{c.max_length} "
                   f"x {c.bits} bits" + (f", 1-{c.max_repeats} repeats" if c.task == "repeat-copy" else ""),
-                  title_justify="left")  # fmt: skip
+                  title_justify="left")
     for column in ("steps", "bit errors/seq", "perfect", "best", "at step", "curriculum level", "minutes"):
         table.add_column(column, justify="right")
     table.add_row(str(summary["step"]), f"{m.get('error', float('nan')):.3f}", f"{m.get('perfect', 0):.0%}",
                   f"{summary['best_error']:.3f}", str(summary["best_step"]), summary["curriculum"],
-                  f"{summary['elapsed_s'] / 60:.1f}")  # fmt: skip
+                  f"{summary['elapsed_s'] / 60:.1f}")
     console.print(table)
     say(f"run: {config.out} (metrics.jsonl, tb/, checkpoints/)")
     for path in summary.get("plots", []):

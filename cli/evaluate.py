@@ -21,7 +21,7 @@ def _eval_config(split: str, data_dir: Path | None, checkpoint: str, device: str
     from eval.harness import EvalConfig
 
     return EvalConfig(split=split, data_dir=data_dir, checkpoint=checkpoint, device=device, batch_size=batch_size,
-                      tasks=parse_task_spec(tasks) if tasks else None)  # fmt: skip
+                      tasks=parse_task_spec(tasks) if tasks else None)
 
 
 def eval_command(
@@ -117,7 +117,7 @@ def viz_command(
     if len(runs) > 1:
         say(f"{run} holds {len(runs)} runs: plotting {runs[0]}.", stderr=True)
     info = viz_run(runs[0], task=task, out=out, eval_config=_eval_config(split, data_dir, checkpoint, device),
-                   story_id=story)  # fmt: skip
+                   story_id=story)
     console.print(f"task {info['task']}, {split} story {info['story_id']} ({info['length']} words):", highlight=False)
     for a in answers_by_question(info):
         mark = plain("right", "green") if a["correct"] else plain(f"wrong (expected {a['expected']})", "red")

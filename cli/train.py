@@ -135,7 +135,7 @@ def train_command(
              "embedding": embedding, "bypass_dropout": bypass_dropout, "sharpness": sharpness,
              "memory_slots": memory_slots, "word_size": word_size, "read_heads": read_heads,
              "controller_size": controller_size, "lstm_size": lstm_size, "think_steps": think_steps,
-             "backward_reader": backward_reader, "interface_norm": interface_norm, "links": links}  # fmt: skip
+             "backward_reader": backward_reader, "interface_norm": interface_norm, "links": links}
     model = model or "dnc"
     if model not in MODELS:
         raise UserError(f"--model must be one of {', '.join(MODELS)}, not {model!r}.")
@@ -149,7 +149,7 @@ def train_command(
         "cuda_graphs": cuda_graphs, "eval_every": eval_every, "lr": lr, "optimizer": optimizer,
         "clip_grad_norm": clip_norm, "max_minutes": max_minutes, "threads": threads, "augment": augment,
         "task_sampling": task_sampling, "curriculum_tasks": curriculum_tasks, "curriculum_steps": curriculum_steps,
-    }  # fmt: skip
+    }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     train_config = dataclasses.replace(TRAIN_PRESETS[preset], seed=seed, progress=progress, **overrides)
     model_config = model_preset(preset, model=model, embedding=embedding, bypass_dropout=bypass_dropout,
@@ -159,7 +159,7 @@ def train_command(
                                  interface_norm=interface_norm, links=links)
     data_config = DataConfig(set_name=set_name or "en-10k", tasks=tasks or "all", data_dir=asked["data_dir"],
                              valid_stories=eval_stories, fallback_1k=bool(fallback_1k),
-                             augment_16=bool(augment_16))  # fmt: skip
+                             augment_16=bool(augment_16))
 
     with warnings.catch_warnings():
         warnings.simplefilter("default")
@@ -167,7 +167,7 @@ def train_command(
         warnings.showwarning = show_warnings
         summaries = train_babi(model_config, data_config, train_config, out, seeds=seeds, resume=resume,
                                train_overrides={**overrides, "progress": progress}, restart=restart,
-                               asked=asked)  # fmt: skip
+                               asked=asked)
     print_summaries(summaries, out, "" if resume else f", {preset} preset")
     if any(s["interrupted"] for s in summaries):
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -188,7 +188,7 @@ def print_summaries(summaries: list[dict], out: Path, preset_text: str) -> None:
             plain(s["run_dir"]), str(s["step"]), f"{s['best_error']:.2%}" if evaluated else "n/a",
             str(s["best_step"]) if evaluated else "n/a", f"{last:.2%}" if last is not None else "n/a",
             f"{s['elapsed_s'] / 60:.1f}",
-        )  # fmt: skip
+        )
     console.print(table)
     best = [s["best_error"] for s in summaries if s["best_step"] >= 0]
     if len(best) > 1:

@@ -54,12 +54,12 @@ def build_copy_model(model: CopyModelConfig, task: CopyTaskConfig) -> DNC:
         task.input_size, task.output_size, controller=model.controller, controller_size=model.controller_size,
         controller_layers=model.controller_layers, memory_slots=model.memory_slots, word_size=model.word_size,
         read_heads=model.read_heads, clip_activation_grad=model.clip_activation_grad,
-    )  # fmt: skip
+    )
 
 
 def _copy_train_defaults() -> TrainConfig:
     return TrainConfig(optimizer="adam", lr=1e-3, clip_grad_norm=10.0, batch_size=16, max_steps=2500,
-                       eval_every=50, log_every=25, eval_batch_size=64, threads=1, device="cpu")  # fmt: skip
+                       eval_every=50, log_every=25, eval_batch_size=64, threads=1, device="cpu")
 
 
 @dataclass
@@ -94,7 +94,7 @@ class CopyConfig:
             config.task = CopyTaskConfig(task, bits=6, min_length=1, max_length=3, max_repeats=3)
             config.model = CopyModelConfig(controller="lstm", read_heads=2)
             config.train = dataclasses.replace(config.train, lr=1e-2, lr_decay="cosine", batch_size=32,
-                                               max_steps=4000)  # fmt: skip
+                                               max_steps=4000)
         else:
             config.task = CopyTaskConfig(task, bits=6, min_length=1, max_length=10)
         for key, value in overrides.items():
@@ -104,9 +104,9 @@ class CopyConfig:
     def to_save(self) -> dict:
         """config.json: {"kind": "copy", "model", "data" (task + curriculum), "train"}."""
         data = dataclasses.asdict(self.task) | {"curriculum": dataclasses.asdict(self.curriculum),
-                                                "eval_size": self.eval_size}  # fmt: skip
+                                                "eval_size": self.eval_size}
         return {"kind": "copy", "model": dataclasses.asdict(self.model), "data": data,
-                "train": self.train.to_dict()}  # fmt: skip
+                "train": self.train.to_dict()}
 
 
 class CopyTask:
@@ -124,21 +124,21 @@ class CopyTask:
     def __init__(
         self, config: CopyTaskConfig, curriculum: CurriculumConfig | None = None, batch_size: int = 16,
         seed: int = 0, eval_size: int = 64, stop_when_solved: int = 0,
-    ):  # fmt: skip
+    ):
         self.config, self.batch_size, self.seed, self.eval_size = config, batch_size, seed, eval_size
         self.stop_when_solved = stop_when_solved
         self.solved_evals = 0  # evaluations in a row with no bit error at the full setting
         self.curriculum = Curriculum(curriculum or CurriculumConfig(), config.min_length, config.max_length,
-                                     config.max_repeats)  # fmt: skip
+                                     config.max_repeats)
         self.generator = torch.Generator().manual_seed(seed)
         self.target_set = self._eval_set(config.max_length, config.max_repeats, config.max_length,
-                                         config.max_repeats, seed + EVAL_SEED_OFFSET)  # fmt: skip
+                                         config.max_repeats, seed + EVAL_SEED_OFFSET)
         self._bits_ema: Tensor | None = None  # recent training bit errors per sequence (no host sync)
 
     def _eval_set(self, max_length, max_repeats, min_length, min_repeats, seed) -> dict[str, Tensor]:
         generator = torch.Generator().manual_seed(seed)
         return sample_batch(self.config, self.eval_size, max_length, max_repeats, generator,
-                            min_length=min_length, min_repeats=min_repeats)  # fmt: skip
+                            min_length=min_length, min_repeats=min_repeats)
 
     def level_set(self) -> dict[str, Tensor]:
         """A fixed evaluation set at the current level (lengths and repeats uniform up to it)."""
@@ -175,7 +175,7 @@ class CopyTask:
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state(), "curriculum": self.curriculum.state_dict(),
-                "solved_evals": self.solved_evals}  # fmt: skip
+                "solved_evals": self.solved_evals}
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"].cpu())
@@ -205,7 +205,7 @@ class CopyTask:
         return (f"{m['error']:.3f} bit errors/seq at length {c.max_length}"
                 + (f" x {c.max_repeats} repeats" if c.task == "repeat-copy" else "")
                 + f" ({m['perfect']:.0%} perfect); {m['level_error']:.3f} at level {level}"
-                + (" -> advance" if self.curriculum.index + 1 > m["level"] else ""))  # fmt: skip
+                + (" -> advance" if self.curriculum.index + 1 > m["level"] else ""))
 
     def memory_image(self, model: nn.Module) -> np.ndarray | None:
         """Write / read weightings and usage on the first evaluation sequence, for TensorBoard."""
@@ -252,7 +252,7 @@ def plot_sequence(row: dict[str, Tensor], outputs: Tensor, tokens: list[str], pa
     steps = len(tokens)
     recall = row["loss_mask"][0, :steps].float()  # [T]
     panels = [("input", row["inputs"][0, :steps]), ("target", row["targets"][0, :steps] * recall[:, None]),
-              ("output", outputs[:steps] * recall[:, None])]  # fmt: skip
+              ("output", outputs[:steps] * recall[:, None])]
     fig = Figure(figsize=(max(6.0, 3.0 + 0.18 * steps), 5.0), layout="constrained")
     axes = fig.subplots(3, 1, sharex=True)
     for ax, (name, matrix) in zip(axes, panels, strict=True):
@@ -305,7 +305,7 @@ def train_copy(config: CopyConfig, resume: bool = False, restart: bool = False) 
     seed_everything(config.train.seed)
     model = build_copy_model(config.model, config.task)
     task = CopyTask(config.task, config.curriculum, config.train.batch_size, config.train.seed, config.eval_size,
-                    config.stop_when_solved)  # fmt: skip
+                    config.stop_when_solved)
     summary = fit(model, task, config.train, out, config.to_save(), resume=resume, restart=restart)
     summary["curriculum"] = task.curriculum.describe()
     if config.plots:

@@ -29,7 +29,7 @@ IGNORED_FOR_GROUPING = {
     "train": {"seed", "progress", "device", "threads", "tensorboard", "max_minutes", "amp", "compile",
               "log_every", "image_every", "checkpoint_every"},
     "data": {"data_dir"},
-}  # fmt: skip
+}
 
 
 @dataclass
@@ -75,7 +75,7 @@ def run_summary(per_task: pd.DataFrame, untrained=()) -> dict:
     (`untrained`: evaluated tasks that had no training stories, shown but not counted)."""
     scored = per_task.drop(index=[t for t in untrained if t in per_task.index])
     return {"mean_error": float(scored["error"].mean()), "failed": int(scored["failed"].sum()),
-            "tasks": len(scored)}  # fmt: skip
+            "tasks": len(scored)}
 
 
 def results_table(results: list[RunResult]) -> pd.DataFrame:
@@ -140,11 +140,11 @@ def summarize_group(runs: list[RunResult], key: str, label: str) -> Column:
         "mean": errors.mean(axis=1),
         "sd": errors.std(axis=1, ddof=1),
         "runs": errors.notna().sum(axis=1),
-    })  # fmt: skip
+    })
     per_run = pd.DataFrame([
         {"run": r.label, **run_summary(task_errors(r.questions), r.untrained), "step": r.step, "seed": r.seed}
         for r in runs
-    ]).set_index("run")  # fmt: skip
+    ]).set_index("run")
     best = per_run["mean_error"].idxmin()
     return Column(
         key=key, label=label, kind="ours", per_task=per_task,
@@ -154,7 +154,7 @@ def summarize_group(runs: list[RunResult], key: str, label: str) -> Column:
         best_run=str(best), runs=len(runs), per_run=per_run, results=list(runs),
         source=", ".join(str(r.run_dir) for r in runs), untrained=sorted({t for r in runs for t in r.untrained}),
         training=runs[0].training,
-    )  # fmt: skip
+    )
 
 
 def group_labels(groups: list[list[RunResult]]) -> list[str]:
@@ -245,18 +245,18 @@ def published_column(key: str, tasks: list[int] | None = None, scored: list[int]
     per_task = pd.DataFrame({
         "mean": frame.loc[tasks, p.mean_column].astype(float),
         "sd": frame.loc[tasks, p.sd_column].astype(float) if p.sd_column else float("nan"),
-    }, index=pd.Index(tasks, name="task"))  # fmt: skip
+    }, index=pd.Index(tasks, name="task"))
     scored = sorted(scored) if scored is not None else tasks
     if scored == list(frame.index):
         return Column(key, p.label, "published", per_task, p.mean_error, p.mean_sd, p.failed, p.failed_sd,
-                      p.best_error, p.best_failed, runs=p.runs, source=p.source)  # fmt: skip
+                      p.best_error, p.best_failed, runs=p.runs, source=p.source)
     return Column(
         key, p.label, "published", per_task,
         mean_error=float(per_task.loc[scored, "mean"].mean()), mean_sd=None,
         failed=float(sum(is_failed(m / 100) for m in per_task.loc[scored, "mean"])), failed_sd=None, runs=p.runs,
         source=p.source, note="over these tasks only: the mean of the published per-task means, and the tasks "
                               f"whose mean is above {100 * FAILED_ABOVE:g}%",
-    )  # fmt: skip
+    )
 
 
 def published_columns(tasks: list[int], keys=None, scored: list[int] | None = None) -> list[Column]:
@@ -272,7 +272,7 @@ def compare(results: list[RunResult], published: bool = True) -> Comparison:
         ours.append(summarize_group(g, key=f"ours{i}", label=label))
     tasks = sorted({t for c in ours for t in c.tasks})
     comparison = Comparison(ours=ours, published=[], tasks=tasks, split=results[0].split if results else "test",
-                            results=list(results))  # fmt: skip
+                            results=list(results))
     if published and comparison.scored:  # summaries over the scored tasks, rows for every task
         comparison.published = published_columns(tasks, scored=comparison.scored)
     return comparison

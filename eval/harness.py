@@ -116,7 +116,7 @@ def score_answers(logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> pd.Da
         "q": cpu(batch["question"][b, t]),
         "target": cpu(batch["targets"][b, t]),
         "predicted": cpu(predicted[b, t]),
-    })  # fmt: skip
+    })
 
 
 def score_questions(answers: pd.DataFrame, vocab: Vocabulary) -> pd.DataFrame:
@@ -151,7 +151,7 @@ def task_errors(questions: pd.DataFrame) -> pd.DataFrame:
     errors = metrics.task_errors(questions["task"], questions["correct"])
     table = pd.DataFrame({"questions": [e.questions for e in errors.values()],
                           "wrong": [e.wrong for e in errors.values()]},
-                         index=pd.Index(list(errors), name="task"))  # fmt: skip
+                         index=pd.Index(list(errors), name="task"))
     table["error"] = [100.0 * e.error for e in errors.values()]
     table["failed"] = [e.failed for e in errors.values()]
     table.insert(0, "name", [TASK_NAMES.get(int(t), "") for t in table.index])
@@ -275,7 +275,7 @@ def evaluate_run(run_dir: str | Path, eval_config: EvalConfig, data_cache: dict 
         data_source=dict(data.source), device=str(device), notes=notes, untrained=untrained,
         training=data.training_changes(), model=model,
         dataset=dataset, vocab=vocab,
-    )  # fmt: skip
+    )
 
 
 def evaluate_runs(paths: Iterable[str | Path], eval_config: EvalConfig,

@@ -65,7 +65,7 @@ def trace_story(model: torch.nn.Module, dataset, row: int, vocab: Vocabulary, de
     for p, guess, truth in zip(positions, predicted, expected, strict=True):
         labels[p] = f"→{guess}" if guess == truth else f"→{guess} ✗ {truth}"
     return {"trace": trace, "tokens": list(story["tokens"]), "labels": labels, "expected": expected,
-            "predicted": predicted, "story": story}  # fmt: skip
+            "predicted": predicted, "story": story}
 
 
 def label_every_step(fig, labels: list[str], max_steps: int = MAX_LABELLED_STEPS) -> None:

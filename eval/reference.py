@@ -63,7 +63,7 @@ PUBLISHED: dict[str, Published] = {
                         source="Franke et al. 2018, arXiv:1807.02658"),
     "ut_act": Published("ut_act", "Universal Transformer + ACT (best of 10)", None, None, 10, None, None, None, None,
                         0.29, 0, source="Dehghani et al. 2018, arXiv:1807.03819"),
-}  # fmt: skip
+}
 
 # The published columns of the comparison table, in order.
 TABLE_COLUMNS = ("dnc1", "lstm512", "seed_dnc")

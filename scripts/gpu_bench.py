@@ -30,7 +30,7 @@ runs = [  # (variant, config, time limit in seconds)
     ("eager", BenchConfig(model="dnc", batch_size=256, triton=False, **quick), 40),
     ("compiled", BenchConfig(model="dnc", batch_size=256, compile=True, **quick), 60),
     ("compiled+graphed bf16", BenchConfig(model="dnc", batch_size=256, compile=True, cuda_graph=True, amp=True,
-                                          **quick), 60),  # fmt: skip
+                                          **quick), 60),
     ("peer", BenchConfig(model="peer", batch_size=1024, steps=2, warmup=1, device="cuda"), 90),
     ("peer", BenchConfig(model="peer", batch_size=512, steps=2, warmup=1, device="cuda"), 60),
     ("peer", BenchConfig(model="peer", batch_size=256, steps=2, warmup=1, device="cuda"), 45),
@@ -53,7 +53,7 @@ for variant, cfg, limit in runs:
     args = json.dumps(dataclasses.asdict(cfg))
     try:
         proc = subprocess.run([sys.executable, "-c", code, args], capture_output=True, text=True,
-                              timeout=min(limit, left))  # fmt: skip
+                              timeout=min(limit, left))
         if proc.returncode == 0:
             row = json.loads(proc.stdout.strip().splitlines()[-1])
         else:
@@ -72,7 +72,7 @@ for variant, cfg, limit in runs:
     print(f"{variant:22s} B={cfg.batch_size:4d} T={cfg.seq_len}: step {row['step_s']:.4f}s "
           f"(fwd {row['forward_s']:.4f}, bwd {row['backward_s']:.4f}), {row['story_steps_per_s']:,.0f} story-steps/s, "
           f"peak {row['peak_memory_bytes'] / 2**30:.2f} GiB, link {row.get('link')}, graphs {row.get('graphs')}",
-          flush=True)  # fmt: skip
+          flush=True)
 
 ours = [r for r in rows if r.get("model") == "dnc" and "error" not in r]
 peers = [r for r in rows if r.get("model") == "peer" and "error" not in r]

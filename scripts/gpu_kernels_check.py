@@ -78,7 +78,7 @@ def check_triton_link():
             got_grads = ops.link_backward(*g, *on)
             diff = worst([*zip(got, want), *zip(got_grads, want_grads)])
             report(f"triton link {str(dtype)[6:]} B={B} N={N} R={R} vs float64 cpu, fwd+bwd max abs diff", diff,
-                   diff < bound)  # fmt: skip
+                   diff < bound)
     link, _, p, rw = (t.to(dev, torch.float32) for t in random_inputs(4, 256, 4, seed=1))
     same = torch.equal(ops.link_forward(link, torch.zeros_like(p), p, rw)[0], link)
     report("triton link: no write leaves the link bit-exact", same, same)
@@ -90,7 +90,7 @@ def check_memory_float64():
     memory = Memory(N, W, R)
     diff = device_vs_cpu(memory, warmed_state(memory, B, gen), dev, gen)
     report(f"memory float64 {dev.type} (triton link) vs float64 cpu, warmed state, 8 steps, max abs diff", diff,
-           diff < 1e-12)  # fmt: skip
+           diff < 1e-12)
 
 
 def check_memory_float32():
@@ -117,7 +117,7 @@ def check_memory_float32():
                 diffs[k] = max(diffs[k], worst([(getattr(s32, k), getattr(s64, k))]))
         for k, v in diffs.items():
             report(f"memory float32 {dev.type} vs float64 cpu, paper sizes, {steps} steps from the {start} state: "
-                   f"{k}, max abs diff", v, v < 1e-5)  # fmt: skip
+                   f"{k}, max abs diff", v, v < 1e-5)
 
 
 def _bab_batch(B, T, V, gen, device):
@@ -167,11 +167,11 @@ def _graph_check(name, compiled: bool, B=8, V=159):
     report(f"{name}: graphs used", dict(graphed.stats), graphed.stats["captures"] == 2 and not graphed.failed)
     report(f"{name} float32 vs float64 cpu: logits, max abs diff{extra}", diffs["logits"], diffs["logits"] < 1e-4)
     report(f"{name} float32 vs float64 cpu: gradients, max abs diff / max abs gradient", diffs["gradients"],
-           diffs["gradients"] < 1e-4)  # fmt: skip
+           diffs["gradients"] < 1e-4)
     report(f"{name} vs the eager float32 model on cuda: logits, max abs diff", diffs["eager logits"],
-           diffs["eager logits"] < 1e-5)  # fmt: skip
+           diffs["eager logits"] < 1e-5)
     report(f"{name} vs the eager float32 model on cuda: gradients, max abs diff / max abs gradient",
-           diffs["eager gradients"], diffs["eager gradients"] < 1e-5)  # fmt: skip
+           diffs["eager gradients"], diffs["eager gradients"] < 1e-5)
 
 
 def check_graphed_step():

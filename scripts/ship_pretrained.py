@@ -14,8 +14,8 @@ import argparse
 import subprocess
 import warnings
 
+from babi_dnc.babi_task import DataConfig, load_data
 from babi_dnc.checkpoint import read_config
-from babi_dnc.data import load_babi
 from babi_dnc.pretrained import export_run, pretrained_root
 
 
@@ -39,12 +39,13 @@ def main() -> None:
     runs, commands = pairs(args.run, "run"), pairs(args.command, "command")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     for name, run_dir in runs.items():
-        data = read_config(run_dir)["data"]
+        data_config = DataConfig.from_dict(read_config(run_dir)["data"])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a missing training file is recorded in the run already
-            babi = load_babi(data["set_name"], data["tasks"], args.data_dir, data["valid_fraction"], data["seed"])
+            babi = load_data(data_config, data_dir=args.data_dir)
         dest = export_run(run_dir, pretrained_root() / name, commands[name], babi.source["sha256"],
-                          hardware=args.hardware, shipped_at_commit=commit, missing_files=babi.missing)
+                          hardware=args.hardware, shipped_at_commit=commit, missing_files=babi.missing,
+                          training_data=babi.training_changes())
         print(f"{name}: {run_dir} -> {dest}")
 
 

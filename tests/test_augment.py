@@ -47,7 +47,7 @@ def test_a_permutation_renames_consistently_within_a_story_and_nowhere_else():
         assert words[0] == words[14] and words[6] != words[0]  # the same person asked about, renamed alike
         assert answer == words[4] and words[10] != words[4]  # the answer follows its place
         assert [w for i, w in enumerate(words) if i not in (0, 4, 6, 10, 14)] == [
-            w for i, w in enumerate(story) if i not in (0, 4, 6, 10, 14)]  # fmt: skip
+            w for i, w in enumerate(story) if i not in (0, 4, 6, 10, 14)]
         assert (out["targets"][0, :-1] == IGNORE_INDEX).all()
         seen.add((words[0], words[4]))
     assert seen == {("mary", "bathroom"), ("mary", "garden"), ("john", "bathroom"), ("john", "garden")}

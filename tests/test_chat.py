@@ -123,7 +123,7 @@ def answers_of(session: ChatSession, lines: list[str]) -> list[str]:
 
 def test_the_oracle_answers_a_story_typed_line_by_line(oracle):
     story = ["Mary moved to the bathroom.", "John went to the hallway.", "Where is Mary?",
-             "Mary travelled to the garden.", "Where is Mary?", "Where is John?"]  # fmt: skip
+             "Mary travelled to the garden.", "Where is Mary?", "Where is John?"]
     assert answers_of(oracle, story) == ["bathroom", "garden", "hallway"]
     reply = oracle.handle("Where is Mary?")
     assert reply.kind == "answer" and reply.answers[0].top[0][0] == ("garden", pytest.approx(1.0, abs=0.01))
@@ -136,7 +136,7 @@ def test_a_line_may_hold_several_sentences_and_questions(oracle):
     reply = oracle.handle("Mary went to the kitchen. John moved to the office. Where is John? Where is Mary?")
     assert [a.text for a in reply.answers] == ["office", "kitchen"]
     assert oracle.tokens == tokenize("Mary went to the kitchen. John moved to the office. Where is John? - "
-                                     "Where is Mary? -")  # fmt: skip
+                                     "Where is Mary? -")
     oracle.handle("Sandra moved to the garden")  # no '.': one is added, as bAbI always has it
     assert oracle.tokens[-2:] == ["garden", "."]
     first, last = oracle.handle("Where is Mary? Where is Sandra?\tgarden").answers  # the answer is the last's
@@ -192,7 +192,7 @@ def test_story_file_in_babi_format_is_graded(oracle, tiny_babi_dir, tmp_path):
 def test_story_file_in_plain_format(oracle, tmp_path):
     path = tmp_path / "story.txt"
     path.write_text("# a comment\nMary moved to the bathroom.\nWhere is Mary?\tbathroom\nWhere is Mary?\tgarden\n"
-                    "Where is Mary?\n/slots 2\n\nWhere is Mary?\tbathroom\nMary moved to the bathrom.\n")  # fmt: skip
+                    "Where is Mary?\n/slots 2\n\nWhere is Mary?\tbathroom\nMary moved to the bathrom.\n")
     results = list(story_file_replies(oracle, path))
     assert [n for n, _, _ in results] == [2, 3, 4, 5, 6, 8, 9]
     score = StoryScore()
@@ -346,7 +346,7 @@ def test_lstm_runs_answer_and_have_no_memory(lstm_run, tiny_babi_dir):
         ("/exampel", "rejected", "did you mean /example"),
         ("/slots x", "rejected", "/slots takes"),
     ],
-)  # fmt: skip
+)
 def test_lines_that_cannot_be_fed_are_refused_and_not_fed(oracle, line, kind, says):
     oracle.handle("Mary moved to the kitchen.")
     before = list(oracle.tokens)
@@ -371,7 +371,7 @@ def test_commands(oracle):
     oracle.handle("Mary moved to the kitchen.")
     oracle.handle("Where is Mary?\tkitchen")
     assert oracle.handle("/story").text.splitlines() == [
-        "  1 Mary moved to the kitchen.", "  2 Where is Mary?   -> kitchen  right"]  # fmt: skip
+        "  1 Mary moved to the kitchen.", "  2 Where is Mary?   -> kitchen  right"]
     assert "no external memory" in oracle.handle("/memory").text
 
 
@@ -384,7 +384,7 @@ def _lines(vocab_words: list[str]):
     commands = st.sampled_from(["/help", "/reset", "/story", "/memory", "/memory --png", "/memory -x", "/slots 2",
                                 "/slots 3", "/slots 0", "/slots auto", "/slots -1", "/example", "/example 1",
                                 "/example 8", "/example 42", "/example x", "/next", "/words", "/words ma",
-                                "/quit", "/", "//", "/?", "/unknown"])  # fmt: skip
+                                "/quit", "/", "//", "/?", "/unknown"])
     return st.one_of(st.text(max_size=60), sentence, sentence.map(lambda s: s + " ?"), commands, st.just(""))
 
 
@@ -420,9 +420,9 @@ def test_cli_through_stdin(tiny_run, tiny_babi_dir, dnc):
     from app import app
 
     lines = ["Mary moved to the kitchen.", "Sandra went to the garden.", "Where is Mary?", "Mary moved to the bathrom.",
-             "/story", "/memory", "/example 1", "", "café", "/quit", "Where is Sandra?"]  # fmt: skip
+             "/story", "/memory", "/example 1", "", "café", "/quit", "Where is Sandra?"]
     result = CliRunner().invoke(app, ["chat", str(tiny_run), "--data-dir", str(tiny_babi_dir), "--seed", "0"],
-                                input="\n".join(lines) + "\n")  # fmt: skip
+                                input="\n".join(lines) + "\n")
     assert result.exit_code == 0, result.output
     out = result.output
     assert "Traceback" not in out and out.startswith("DNC (memory 8 x 4, 1 read head)")
@@ -466,7 +466,7 @@ def test_cli_errors_are_one_sentence(tiny_run, tmp_path):
 
     for args, says in ((["chat", str(tmp_path)], "not a run directory"),
                        (["chat", str(tiny_run), "--checkpoint", "worst"], "best or latest"),
-                       (["chat", str(tiny_run), "--story", str(tmp_path / "no.txt")], "does not exist")):  # fmt: skip
+                       (["chat", str(tiny_run), "--story", str(tmp_path / "no.txt")], "does not exist")):
         result = CliRunner().invoke(app, args)
         output = " ".join(result.output.split())  # rich wraps the error at the console width
         assert result.exit_code == 2 and says in output and "Traceback" not in output
@@ -475,7 +475,7 @@ def test_cli_errors_are_one_sentence(tiny_run, tmp_path):
 def _spawn(tiny_run, tiny_babi_dir) -> pexpect.spawn:
     env = {**os.environ, "NO_COLOR": "1", "TERM": "xterm", "COLUMNS": "120", "LINES": "40"}
     return pexpect.spawn(CLI[0], CLI[1:] + ["chat", str(tiny_run), "--data-dir", str(tiny_babi_dir)],
-                         env=env, encoding="utf-8", timeout=30, dimensions=(40, 120))  # fmt: skip
+                         env=env, encoding="utf-8", timeout=30, dimensions=(40, 120))
 
 
 def test_a_terminal_session(tiny_run, tiny_babi_dir, dnc):

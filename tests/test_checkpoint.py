@@ -86,7 +86,7 @@ def test_round_trip_every_tensor_config_and_vocab(tmp_path):
 def test_load_run_of_the_lstm_baseline_and_fallback_to_latest(tmp_path):
     model = make_model(3, model="lstm", embedding=5)
     write_run_files(tmp_path, {"kind": "babi", "model": preset("tiny", model="lstm", embedding=5).to_dict()},
-                    Vocabulary(WORDS))  # fmt: skip
+                    Vocabulary(WORDS))
     save_checkpoint(tmp_path, "latest", model, {}, {"step": 3})
     loaded, info = load_run(tmp_path)  # no "best" yet: "latest"
     assert info["step"] == 3 and info["path"].name == "latest"

@@ -258,11 +258,11 @@ def test_cli_copy_writes_the_run(tmp_path):
 
     out = tmp_path / "tmp"
     args = ["copy", "--max-steps", "3", "--out", str(out), "--max-length", "3", "--memory-slots", "6",
-            "--no-progress"]  # fmt: skip
+            "--no-progress"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     for name in ("config.json", "metrics.jsonl", "memory.png", "sequence.png",
-                 "checkpoints/latest/model.safetensors", "checkpoints/best/model.safetensors"):  # fmt: skip
+                 "checkpoints/latest/model.safetensors", "checkpoints/best/model.safetensors"):
         assert (out / name).is_file(), name
     assert any((out / "tb").iterdir())
     config = json.loads((out / "config.json").read_text())

@@ -70,7 +70,7 @@ def _train(tmp_path, tiny_babi_dir, *options):
     (["--curriculum-tasks", "x", "--curriculum-steps", "5"], "bad task list 'x'"),
     (["--curriculum-steps", "5"], "--curriculum-steps needs --curriculum-tasks"),
     (["--curriculum-tasks", "1", "--curriculum-steps", "-2"], "--curriculum-steps must be zero or more steps"),
-])  # fmt: skip
+])
 def test_bad_curriculum_options_get_one_sentence(tmp_path, tiny_babi_dir, options, message):
     result = _train(tmp_path, tiny_babi_dir, *options)
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output

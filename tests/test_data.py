@@ -184,7 +184,7 @@ def test_an_empty_training_file_is_named(tmp_path):
     folder = write_folder(tmp_path / "data", train={1: 20, 8: 10}, test={1: 5})
     (folder / "en-10k" / "qa8_lists-sets_train.txt").write_bytes(b"\xef\xbb\xbf\n \n")
     with pytest.raises(DataError, match=r"qa8_lists-sets_train.txt in .* is empty \(no stories\), so re-download it "
-                       "or leave task 8 out of --tasks"):  # fmt: skip
+                       "or leave task 8 out of --tasks"):
         load(folder, tmp_path)
     assert set(load(folder, tmp_path, tasks="1").train["task"]) == {1}  # the other tasks still load
 

@@ -36,10 +36,10 @@ runner = CliRunner()
 # Graves et al. 2016, Extended Data Table 1: DNC1 and LSTM 512, mean and sd over 20 runs (% error), tasks 1..20.
 PAPER_DNC1 = [(9.0, 12.6), (39.2, 20.5), (39.6, 16.4), (0.4, 0.7), (1.5, 1.0), (6.9, 7.5), (9.8, 7.0), (5.5, 5.9),
               (7.7, 8.3), (9.6, 11.4), (3.3, 5.7), (5.0, 6.3), (3.1, 3.6), (11.0, 7.5), (27.2, 20.1), (53.6, 1.9),
-              (32.4, 8.0), (4.2, 1.8), (64.6, 37.4), (0.0, 0.1)]  # fmt: skip
+              (32.4, 8.0), (4.2, 1.8), (64.6, 37.4), (0.0, 0.1)]
 PAPER_LSTM512 = [(28.4, 1.5), (56.0, 1.5), (51.3, 1.4), (0.8, 0.5), (3.2, 0.5), (15.2, 1.5), (16.4, 1.4), (17.7, 1.2),
                  (15.4, 1.5), (28.7, 1.7), (12.2, 3.5), (5.4, 0.6), (7.2, 2.3), (55.9, 1.2), (47.0, 1.7), (53.3, 1.3),
-                 (34.8, 4.1), (5.0, 1.4), (90.9, 1.1), (1.3, 0.4)]  # fmt: skip
+                 (34.8, 4.1), (5.0, 1.4), (90.9, 1.1), (1.3, 0.4)]
 
 
 # ------------------------------------------------------------------------------------------ fixtures
@@ -50,7 +50,7 @@ def _train(out: Path, model: str, data_dir: Path, seeds: int = 1) -> Path:
     from babi_dnc.models import preset
 
     config = dataclasses.replace(TRAIN_PRESETS["tiny"], max_steps=4, eval_every=2, device="cpu", progress=False,
-                                 tensorboard=False)  # fmt: skip
+                                 tensorboard=False)
     data = DataConfig(set_name="en-10k", tasks="1,8", data_dir=str(data_dir), valid_fraction=0.2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the other 18 tasks are missing on purpose
@@ -63,7 +63,7 @@ def runs(tiny_babi_dir, tmp_path_factory) -> dict[str, Path]:
     """A tiny DNC with two seeds (RUN/seed-0, RUN/seed-1) and a tiny LSTM baseline."""
     root = tmp_path_factory.mktemp("eval-runs")
     return {"dnc": _train(root / "dnc", "dnc", tiny_babi_dir, seeds=2),
-            "lstm": _train(root / "lstm", "lstm", tiny_babi_dir)}  # fmt: skip
+            "lstm": _train(root / "lstm", "lstm", tiny_babi_dir)}
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def report(runs, tmp_path_factory) -> dict:
     """`babi-dnc eval DNC LSTM --report DIR --json`: the exit code, the JSON and the report folder."""
     out = tmp_path_factory.mktemp("report")
     result = runner.invoke(app.app, ["eval", str(runs["dnc"]), str(runs["lstm"]), "--report", str(out), "--json",
-                                     "--device", "cpu", "--story-tasks", "8"])  # fmt: skip
+                                     "--device", "cpu", "--story-tasks", "8"])
     assert result.exit_code == 0, result.output
     return {"json": json.loads(result.stdout), "dir": out, "stderr": result.stderr}
 
@@ -160,7 +160,7 @@ def test_per_task_errors_match_an_independent_recount(report, tiny_babi_dir):
         assert (row["questions"], row["wrong"]) == (len(group), wrong)
         assert row["error"] == pytest.approx(100 * wrong / len(group), abs=1e-4)
         assert report["json"]["runs"][[r["run"] for r in report["json"]["runs"]].index(run)]["tasks"][str(task)][
-            "wrong"] == wrong  # fmt: skip
+            "wrong"] == wrong
     multi = questions[questions["expected"].str.contains(",")]
     assert len(multi) > 0  # task 8 has answers of several words, scored as one question each
 
@@ -237,7 +237,7 @@ def test_console_table_marks_failed_cells_and_says_subset(runs, monkeypatch):
 
 def test_checkpoint_and_split_options(runs):
     result = runner.invoke(app.app, ["eval", str(runs["lstm"]), "--checkpoint", "latest", "--split", "valid",
-                                     "--tasks", "8", "--json", "--device", "cpu"])  # fmt: skip
+                                     "--tasks", "8", "--json", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     run = json.loads(result.stdout)["runs"][0]
     assert (run["checkpoint"], run["step"], run["split"]) == ("latest", 4, "valid")
@@ -260,7 +260,7 @@ def test_bad_runs_get_one_sentence_and_the_others_are_evaluated(runs, tmp_path):
     missing = tmp_path / "nowhere"
 
     result = runner.invoke(app.app, ["eval", str(missing), str(corrupt), str(runs["lstm"]), str(other_words),
-                                     "--json", "--device", "cpu"])  # fmt: skip
+                                     "--json", "--device", "cpu"])
     assert result.exit_code == 2
     assert "Traceback" not in result.output and "Traceback" not in result.stderr
     data = json.loads(result.stdout)
@@ -287,7 +287,7 @@ def test_all_runs_bad_exits_non_zero(tmp_path):
 
 def test_viz_plots_one_story_and_refuses_an_lstm(runs, tmp_path):
     result = runner.invoke(app.app, ["viz", str(runs["dnc"] / "seed-0"), "--task", "8", "--out", str(tmp_path),
-                                     "--device", "cpu"])  # fmt: skip
+                                     "--device", "cpu"])
     assert result.exit_code == 0, result.output
     pngs = list(tmp_path.glob("memory-*-task8-story*.png"))
     assert len(pngs) == 1 and pngs[0].read_bytes()[:4] == b"\x89PNG"
@@ -355,9 +355,9 @@ def test_a_run_trained_on_the_1k_fallback_says_so_in_every_table(tiny_babi_dir, 
     (data / "en").mkdir()
     shutil.move(next(data.rglob("qa1_*_train.txt")), data / "en")
     config = dataclasses.replace(TRAIN_PRESETS["tiny"], max_steps=2, eval_every=2, device="cpu", progress=False,
-                                 tensorboard=False)  # fmt: skip
+                                 tensorboard=False)
     data_config = DataConfig(set_name="en-10k", tasks="1,8", data_dir=str(data), valid_fraction=0.2,
-                             fallback_1k=True)  # fmt: skip
+                             fallback_1k=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         train_babi(preset("tiny"), data_config, config, tmp_path / "run")

@@ -40,7 +40,7 @@ def run_toy(run_dir: Path, max_steps: int = 6, resume: bool = False, task: ToyTa
     torch.manual_seed(0)
     config = quiet_config(optimizer="rmsprop", lr=1e-2, max_steps=max_steps, eval_every=2, **changes)
     return fit(build_model(preset("tiny"), 6), task or ToyTask(seed=5), config, run_dir, {"kind": "toy"},
-               resume=resume)  # fmt: skip
+               resume=resume)
 
 
 def python(code: str, *args: str, **popen) -> subprocess.Popen:
@@ -117,7 +117,7 @@ WRITER_FAULTS = {
 
 @pytest.mark.parametrize("fault", sorted(WRITER_FAULTS))
 def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint_and_no_temporary_files(tmp_path, monkeypatch,
-                                                                                        fault):  # fmt: skip
+                                                                                        fault):
     torch.manual_seed(0)
     old, new = build_model(preset("tiny"), 6), build_model(preset("tiny"), 6)
     save_checkpoint(tmp_path, "latest", old, {"step": 1}, {"step": 1})
@@ -156,7 +156,7 @@ def test_a_full_disk_stops_training_with_one_sentence_and_exit_2(tmp_path, tiny_
     monkeypatch.setattr(ck, "save_file", full_on_the_third)
     out = tmp_path / "run"
     result = runner.invoke(app, ["train", "--preset", "tiny", "--max-steps", "4", "--eval-every", "2", "--tasks", "1",
-                                 "--data-dir", str(tiny_babi_dir), "--out", str(out), "--no-progress"])  # fmt: skip
+                                 "--data-dir", str(tiny_babi_dir), "--out", str(out), "--no-progress"])
     assert result.exit_code == 2, result.output
     assert "No space left on device" in one_sentence(result.output)
     assert load_checkpoint(out, "latest").step == 0 and load_checkpoint(out, "best").step == 2
@@ -225,7 +225,7 @@ def test_resume_without_latest_continues_from_best_and_keeps_the_broken_one(tmp_
 def test_resume_without_checkpoints_refuses_and_writes_nothing(tmp_path, tiny_babi_dir):
     out = tmp_path / "run"
     args = ["train", "--preset", "tiny", "--max-steps", "2", "--tasks", "1", "--data-dir", str(tiny_babi_dir),
-            "--out", str(out), "--no-progress"]  # fmt: skip
+            "--out", str(out), "--no-progress"]
     assert runner.invoke(app, args).exit_code == 0
     shutil.rmtree(out / "checkpoints")
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
@@ -318,7 +318,7 @@ def babi_story(draw) -> list[tuple[str, str | None, list[int]]]:
 @given(st.lists(babi_story(), min_size=1, max_size=4), st.booleans(), st.booleans())
 def test_valid_stories_round_trip_through_the_parser(stories, bom, crlf):
     text = "\n".join(f"{i} {t}" + (f"\t{a}\t{' '.join(map(str, s))}" if a is not None else "")
-                     for story in stories for i, (t, a, s) in enumerate(story, start=1))  # fmt: skip
+                     for story in stories for i, (t, a, s) in enumerate(story, start=1))
     data = ("\ufeff" if bom else "") + (text.replace("\n", "\r\n") if crlf else text) + "\n"
     parsed = parse_babi_file(data.encode(), name="f.txt")
     assert len(parsed) == len(stories)
@@ -339,7 +339,7 @@ def test_the_nonfinite_guard_gives_up_and_never_saves_bad_weights(tmp_path):
     model = build_model(preset("tiny"), 6)
     initial = {k: v.clone() for k, v in model.state_dict().items()}
     config = quiet_config(optimizer="adam", lr=1e30, max_steps=200, eval_every=5, log_every=2, nonfinite_patience=3,
-                          nonfinite_reloads=2)  # fmt: skip
+                          nonfinite_reloads=2)
     with pytest.raises(TrainingDiverged, match="lower --lr") as info:
         fit(model, ToyTask(seed=5), config, tmp_path / "run", {"kind": "toy"})
     assert info.value.exit_code == 3
@@ -360,7 +360,7 @@ def test_the_nonfinite_guard_gives_up_and_never_saves_bad_weights(tmp_path):
 def test_lr_1e30_exits_3_with_the_warnings_shown_without_progress(tmp_path, tiny_babi_dir):
     result = runner.invoke(app, ["train", "--preset", "tiny", "--tasks", "1", "--data-dir", str(tiny_babi_dir),
                                  "--lr", "1e30", "--max-steps", "150", "--eval-every", "10", "--out",
-                                 str(tmp_path / "run"), "--no-progress"])  # fmt: skip
+                                 str(tmp_path / "run"), "--no-progress"])
     assert result.exit_code == 3, result.output
     assert "training diverged" in one_sentence(result.output)
     assert "non-finite loss or gradient, update skipped" in result.output and "reloaded the checkpoint" in result.output
@@ -376,7 +376,7 @@ TRAIN = ["train", "--preset", "tiny", "--tasks", "1", "--max-steps", "2", "--no-
     ("--lr", "-1", "--lr must be a positive number"),
     ("--lr", "nan", "--lr must be a positive number, not nan"),
     ("--max-minutes", "-1", "--max-minutes must be a positive number of minutes"),
-])  # fmt: skip
+])
 def test_bad_training_options_get_one_sentence_and_write_nothing(tmp_path, tiny_babi_dir, option, value, words):
     out = tmp_path / "run"
     result = runner.invoke(app, [*TRAIN, "--data-dir", str(tiny_babi_dir), "--out", str(out), option, value])

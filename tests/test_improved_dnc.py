@@ -131,7 +131,7 @@ def test_deallocation_leaves_padded_samples_untouched():
 
 
 @pytest.mark.parametrize("masked,deallocate,sharpness", [(True, False, False), (False, True, False),
-                                                         (False, False, True), (True, True, True)])  # fmt: skip
+                                                         (False, False, True), (True, True, True)])
 def test_improved_memory_state_stays_in_range_and_passes_gradients(masked, deallocate, sharpness):
     N, W, R, B = 6, 4, 2, 3
     gen = torch.Generator().manual_seed(5)
@@ -254,7 +254,7 @@ def test_model_options_reach_the_saved_config(tmp_path, tiny_babi_dir):
     out = tmp_path / "run"
     args = ["train", "--preset", "tiny", "--max-steps", "2", "--data-dir", str(tiny_babi_dir), "--tasks", "1",
             "--out", str(out), "--no-progress", "--memory-slots", "12", "--word-size", "5", "--read-heads", "3",
-            "--controller-size", "7", "--think-steps", "1", "--sharpness", "--bypass-dropout", "0.25"]  # fmt: skip
+            "--controller-size", "7", "--think-steps", "1", "--sharpness", "--bypass-dropout", "0.25"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     model = read_config(out)["model"]

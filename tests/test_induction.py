@@ -96,7 +96,7 @@ def load_quietly(folder: Path, cache: Path, **options):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # most tasks are missing on purpose
         return load_babi("en-10k", tasks="16", data_dir=folder, valid_fraction=0.2, seed=0, cache_dir=cache,
-                         **options)  # fmt: skip
+                         **options)
 
 
 def test_load_babi_rewrites_task_16_training_stories_only(tmp_path):
@@ -129,7 +129,7 @@ def test_a_missing_en_10k_training_file_falls_back_to_the_1k_one_only_when_asked
     assert len(without.train) == 0 and without.from_1k == []
     with pytest.warns(UserWarning, match="task 16 is missing, so the en \\(1k\\) one is used"):
         data = load_babi("en-10k", tasks="16", data_dir=folder, valid_fraction=0.2, seed=0,
-                         cache_dir=tmp_path / "cache", fallback_1k=True)  # fmt: skip
+                         cache_dir=tmp_path / "cache", fallback_1k=True)
     assert data.from_1k == [16] and data.config()["from_1k"] == [16]
     assert len(data.train) + len(data.valid) == 15 and len(data.test) == 3
     assert data.source["sha256"] == without.source["sha256"]  # the source's digest: its en-10k files

@@ -18,7 +18,7 @@ def test_the_readme_architecture_names_every_module():
     words = set(re.findall(r"[\w.]+", architecture_section()))
     names = {word.removesuffix(".py") for word in words} | {word.rstrip(".") for word in words}
     unnamed = [str(path.relative_to(ROOT)) for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))
-               if path.name != "__init__.py" and path.stem not in names]  # fmt: skip
+               if path.name != "__init__.py" and path.stem not in names]
     assert unnamed == [], f"modules the README's Architecture section does not name: {unnamed}"
 
 
@@ -46,7 +46,7 @@ def _imports(path: Path) -> set[str]:
             target = ".".join(base + (node.module.split(".") if node.module else []))
             found |= {f"{target}.{a.name}" if (ROOT / Path(*target.split("."), f"{a.name}.py")).exists()
                       or (ROOT / Path(*target.split("."), a.name, "__init__.py")).exists() else target
-                      for a in node.names}  # fmt: skip
+                      for a in node.names}
     return found
 
 

@@ -51,7 +51,7 @@ def test_names_resolve_and_unknown_names_get_one_sentence():
 
 def test_an_exported_run_loads_like_the_run_without_its_optimiser(tiny_babi_dir, tmp_path):
     config = dataclasses.replace(TRAIN_PRESETS["tiny"], max_steps=4, eval_every=2, device="cpu", progress=False,
-                                 tensorboard=False)  # fmt: skip
+                                 tensorboard=False)
     data = DataConfig(set_name="en-10k", tasks="1", data_dir=str(tiny_babi_dir), valid_fraction=0.2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the other tasks are missing on purpose
@@ -83,7 +83,7 @@ def test_shipped_models_carry_their_provenance():
 def test_a_re_evaluation_matches_the_committed_numbers():
     committed = pd.read_csv(RESULTS)
     result = runner.invoke(app.app, ["eval", "pretrained:dnc", "pretrained:lstm", "--tasks", "1,20", "--json",
-                                     "--device", "cpu", "--data-dir", str(real_babi())])  # fmt: skip
+                                     "--device", "cpu", "--data-dir", str(real_babi())])
     assert result.exit_code == 0, result.output
     runs = {r["run"]: r for r in json.loads(result.stdout)["runs"]}
     for run in ("pretrained:dnc", "pretrained:lstm"):
@@ -118,7 +118,7 @@ def test_the_shipped_dnc_answers_in_chat_what_eval_scores():
             session.reset()
             chat += [a.correct for text, gold in story_lines(story) for a in session.feed(text, gold).answers]
         rows = [{**story, **encode_story(story, session.vocab), "task": task, "story_id": i}
-                for i, story in enumerate(stories)]  # fmt: skip
+                for i, story in enumerate(stories)]
         batch = collate(rows)
         with torch.no_grad():
             logits, _ = session.model(batch["ids"], mask=batch["mask"])

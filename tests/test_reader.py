@@ -17,13 +17,13 @@ SLOT = 9  # the answer slot's id in these tests
 
 def test_segments_end_at_each_questions_last_slot():
     ids = torch.tensor([[5, 6, 9, 9, 5, 7, 9, 5, 5],
-                        [5, 9, 6, 6, 9, 0, 0, 0, 0]])  # fmt: skip
+                        [5, 9, 6, 6, 9, 0, 0, 0, 0]])
     mask = torch.tensor([[True] * 9, [True] * 5 + [False] * 4])
     segment, back = question_segments(ids, SLOT, mask)
     assert segment.tolist() == [[0, 0, 0, 0, 1, 1, 1, 2, 2],
-                                [0, 0, 1, 1, 1, 2, 2, 2, 2]]  # fmt: skip
+                                [0, 0, 1, 1, 1, 2, 2, 2, 2]]
     assert back.tolist() == [[3, 2, 1, 0, 2, 1, 0, 1, 0],
-                             [1, 0, 2, 1, 0, 3, 2, 1, 0]]  # fmt: skip
+                             [1, 0, 2, 1, 0, 3, 2, 1, 0]]
     masked_slot = torch.tensor([[5, 9, 6]])  # a '-' outside the mask ends nothing
     assert question_segments(masked_slot, SLOT, torch.tensor([[True, False, True]]))[0].tolist() == [[0, 0, 0]]
 

@@ -222,7 +222,7 @@ def test_resume_of_a_babi_run_is_bit_identical(tmp_path, tiny_babi_dir):
         train_babi(preset("tiny"), data_config, config, tmp_path / "a")
         train_babi(preset("tiny"), data_config, quiet_config(max_steps=3, eval_every=4, batch_size=8), tmp_path / "b")
         train_babi(preset("tiny"), data_config, config, tmp_path / "b", resume=True,
-                   train_overrides={"max_steps": 6})  # fmt: skip
+                   train_overrides={"max_steps": 6})
     assert_bit_identical(tmp_path / "a", tmp_path / "b")
 
 
@@ -251,10 +251,10 @@ def test_sigterm_finishes_the_step_saves_and_resumes_exactly(tmp_path):
 def test_a_nonfinite_loss_skips_the_update_and_is_logged(tmp_path):
     torch.manual_seed(0)
     summary = fit(build_model(preset("tiny"), 6), ToyTask(seed=5, nan_at={1, 2}),
-                  quiet_config(max_steps=3, eval_every=100), tmp_path / "nan", {"kind": "toy"})  # fmt: skip
+                  quiet_config(max_steps=3, eval_every=100), tmp_path / "nan", {"kind": "toy"})
     torch.manual_seed(0)
     fit(build_model(preset("tiny"), 6), ToyTask(seed=5), quiet_config(max_steps=1, eval_every=100),
-        tmp_path / "one", {"kind": "toy"})  # fmt: skip
+        tmp_path / "one", {"kind": "toy"})
     assert summary["nonfinite"] == 2 and summary["reloads"] == 0
     rows = metrics_rows(tmp_path / "nan", "nonfinite")
     assert [(r["step"], r["count"], r["streak"]) for r in rows] == [(2, 1, 1), (3, 2, 2)]
@@ -300,7 +300,7 @@ def test_the_session_run_has_the_documented_layout(tiny_run):
     assert config["kind"] == "babi" and set(config) == {"kind", "model", "data", "train"}
     for tag in ("latest", "best"):
         assert sorted(p.name for p in (tiny_run / "checkpoints" / tag).iterdir()) == [
-            "meta.json", "model.safetensors", "trainer.pt"]  # fmt: skip
+            "meta.json", "model.safetensors", "trainer.pt"]
     evals = metrics_rows(tiny_run, "eval")
     assert [r["step"] for r in evals] == [4, 8] and {"error", "error_task_1", "error_task_8"} <= set(evals[0])
     assert [r["step"] for r in metrics_rows(tiny_run, "train")] == list(range(1, 9))
@@ -329,7 +329,7 @@ def test_train_command(tmp_path, tiny_babi_dir):
     runner = CliRunner()
     out = tmp_path / "run"
     args = ["train", "--preset", "tiny", "--max-steps", "3", "--data-dir", str(tiny_babi_dir), "--tasks", "1,8",
-            "--out", str(out), "--no-progress"]  # fmt: skip
+            "--out", str(out), "--no-progress"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "best val error" in result.output
@@ -348,7 +348,7 @@ def test_train_command(tmp_path, tiny_babi_dir):
 
     seeds = runner.invoke(app, ["train", "--model", "lstm", "--preset", "tiny", "--max-steps", "2", "--seeds", "2",
                                 "--seed", "7", "--data-dir", str(tiny_babi_dir), "--tasks", "1",
-                                "--out", str(tmp_path / "seeds"), "--no-progress", "--augment"])  # fmt: skip
+                                "--out", str(tmp_path / "seeds"), "--no-progress", "--augment"])
     assert seeds.exit_code == 0, seeds.output
     for n in (0, 1):
         config = json.loads((tmp_path / "seeds" / f"seed-{n}" / "config.json").read_text())
@@ -368,7 +368,7 @@ def test_latest_is_also_saved_by_the_clock(tmp_path, monkeypatch, minutes, saved
     real = loop.save_checkpoint
     monkeypatch.setattr(loop, "save_checkpoint",
                         lambda run_dir, tag, model, state, meta: saves.append((tag, meta["step"])) or real(
-                            run_dir, tag, model, state, meta))  # fmt: skip
+                            run_dir, tag, model, state, meta))
     torch.manual_seed(0)
     config = quiet_config(max_steps=4, eval_every=100, checkpoint_minutes=minutes)
     fit(build_model(preset("tiny"), 6), ToyTask(), config, tmp_path / "run", {"kind": "toy"})

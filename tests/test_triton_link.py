@@ -79,7 +79,7 @@ def test_backward_matches_autograd_through_the_equations(B, N, R, block_rows, wi
     inputs = [t.requires_grad_() for t in random_inputs(B=B, N=N, R=R, seed=10 + N + R)]
     g_link, g_forward, g_backward, want = autograd_backward(inputs, with_link_grad)
     got = triton_link.link_backward_impl(g_link, g_forward, g_backward, *[t.detach() for t in inputs],
-                                         block_rows=block_rows)  # fmt: skip
+                                         block_rows=block_rows)
     assert_all_close(got, want, GRADS, atol=1e-14, rtol=1e-12)
     assert all(g.is_contiguous() for g in got)  # as the fake implementation tells torch.compile
 

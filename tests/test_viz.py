@@ -28,7 +28,7 @@ def fake_trace(steps: int = T) -> dict[str, torch.Tensor]:
         write_gate=unit(B, steps), read_modes=weights(B, steps, R, 3), erase_vector=unit(B, steps, W),
         write_strength=1 + 5 * unit(B, steps), read_strengths=1 + 5 * unit(B, steps, R),
         forward_weights=weights(B, steps, R, N), backward_weights=weights(B, steps, R, N),
-    )  # fmt: skip
+    )
     trace["write_weights"][1] = torch.eye(N)[torch.arange(steps) % N]
     return trace
 

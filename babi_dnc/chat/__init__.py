@@ -46,4 +46,4 @@ __all__ = [
     "answer_slots", "suggest", "detokenize", "format_top", "format_answer", "verdict", "describe_run",
     "load_test_stories", "story_lines", "is_babi_format", "story_file_replies", "render", "chat_loop",
     "print_story_file",
-]  # fmt: skip
+]

@@ -117,7 +117,7 @@ class ChatSession(StorySession):
     @classmethod
     def from_run(cls, run_dir: str | Path, tag: str = "best", device: str = "cpu",
                  data_dir: str | Path | None = None, seed: int | None = None,
-                 config: ChatConfig | None = None) -> ChatSession:  # fmt: skip
+                 config: ChatConfig | None = None) -> ChatSession:
         """Load checkpoint `tag` ("best" or "latest") of a bAbI run; a folder of seed-N runs gives seed 0;
         `pretrained:NAME` is a shipped model (pretrained.py).
 
@@ -138,7 +138,7 @@ class ChatSession(StorySession):
         except DataError:
             tasks = None
         return cls(model, info["vocab"], config=config, set_name=data.get("set_name", "en-10k"), tasks=tasks,
-                   data_dir=data_dir, seed=seed, description=describe_run(runs[0], info))  # fmt: skip
+                   data_dir=data_dir, seed=seed, description=describe_run(runs[0], info))
 
     def reset(self) -> None:
         """Forget the story (a fresh recurrent state and memory) and any example being told."""
@@ -264,7 +264,7 @@ class ChatSession(StorySession):
             f"usage after the last step (largest {float(usage.max()):.2f}; "
             f"{int((usage > 0.5).sum())} of {N} slots above 0.5)",
             ruler, viz.text_heatmap(usage, cols, [f"{'usage':>{width}}"]),
-        ])  # fmt: skip
+        ])
 
     def _memory_png(self, path: Path) -> Reply:
         """Save the whole story's memory trace (every quantity, every step kept) with viz.plot_memory."""
@@ -339,7 +339,7 @@ COMMANDS: dict[str, Callable[[ChatSession, str], Reply]] = {
     "example": ChatSession.cmd_example, "next": ChatSession.cmd_next, "story": ChatSession.cmd_story,
     "memory": ChatSession.cmd_memory, "slots": ChatSession.cmd_slots, "words": ChatSession.cmd_words,
     "quit": ChatSession.cmd_quit, "exit": ChatSession.cmd_quit, "q": ChatSession.cmd_quit,
-}  # fmt: skip
+}
 
 
 def describe_run(run_dir: Path, info: dict) -> str:

@@ -133,7 +133,7 @@ class StorySession:
         cfg = self.config
         if len(text) > cfg.max_chars:
             raise Rejected(f"that line is too long ({len(text)} characters, at most {cfg.max_chars}); "
-                           "bAbI sentences are short, so split it")  # fmt: skip
+                           "bAbI sentences are short, so split it")
         odd = sorted({c for c in text if ord(c) > 127 or not c.isprintable()})
         if odd:
             shown = " ".join(repr(c) for c in odd[:5])
@@ -152,7 +152,7 @@ class StorySession:
             words = answer_words(gold)
             if "" in words or len(words) > cfg.max_slots:
                 raise Rejected(f"the answer after the tab, {gold!r}, is not one to {cfg.max_slots} words "
-                               "separated by ','")  # fmt: skip
+                               "separated by ','")
         for i in questions:
             piece, slots = pieces[i]
             if slots == 0:  # no '-' typed: decide (see the module docstring)
@@ -171,7 +171,7 @@ class StorySession:
             token = tokens[i]
             if token == SLOT:
                 raise Rejected("'-' marks an answer slot, so it may only follow a '?' "
-                               "(\"What is Mary carrying? - -\")")  # fmt: skip
+                               "(\"What is Mary carrying? - -\")")
             current.append(token)
             if token in ENDS:
                 slots = -1

@@ -48,4 +48,4 @@ __all__ = [
     "encode_story", "load_babi", "resolve_source", "build_vocabulary", "select_tasks", "tasks_in",
     "split_train_valid", "collate", "batch_indices", "iterate_batches", "packed_columns", "padding_fraction",
     "data_stats",
-]  # fmt: skip
+]

@@ -53,7 +53,7 @@ def induction_answer(story: dict) -> str | None:
 
 
 def rewrite_story(story: dict, rng: np.random.Generator, species: tuple[str, ...] = SPECIES,
-                  colours: tuple[str, ...] = COLOURS) -> dict:  # fmt: skip
+                  colours: tuple[str, ...] = COLOURS) -> dict:
     """The story with repeated species and colours outside the answer's chain replaced by unused ones of the
     same kind (see the module docstring), drawn from `species` and `colours` (the words a vocabulary has);
     a story that does not have the task's form, or has no unused word left to draw, comes back unchanged."""

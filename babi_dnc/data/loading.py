@@ -220,7 +220,7 @@ def load_babi(set_name: str = "en-10k", tasks: str | int | Iterable[int] = "all"
     empty = [n for n in requested if n in files and not files[n].removeprefix(b"\xef\xbb\xbf").strip()]
     if empty:
         raise DataError(f"{empty[0]} in {source.path} is empty (no stories), so re-download it or leave task "
-                        f"{task_of_file(empty[0])} out of --tasks.")  # fmt: skip
+                        f"{task_of_file(empty[0])} out of --tasks.")
     notes = _missing_notes(set_name, tasks, missing, own_vocab=vocab is None)
     if from_1k:
         notes.append(f"The en-10k training file of task {format_task_spec(from_1k)} is missing, so the en (1k) one "

@@ -78,7 +78,7 @@ def _lines(source: str | Path | bytes | Iterable[str], name: str | None) -> tupl
     name = name or "<lines>"
     if not isinstance(source, bytes):
         return (line.rstrip("\r\n").removeprefix("\ufeff") if i == 0 else line.rstrip("\r\n")
-                for i, line in enumerate(source)), name  # fmt: skip
+                for i, line in enumerate(source)), name
     try:
         return source.decode("utf-8-sig").replace("\r\n", "\n").split("\n"), name
     except UnicodeDecodeError as e:
@@ -90,7 +90,7 @@ def _add_question(story: dict, text: str, line_to_sentence: dict[int, int], name
     fields = text.split("\t")
     if not fields[0].rstrip().endswith("?"):
         raise MalformedLineError(name, number, "a tab in a statement (only a question, ending in '?', has a tab "
-                                 "and an answer)")  # fmt: skip
+                                 "and an answer)")
     if len(fields) > 3:
         raise MalformedLineError(name, number, f"{len(fields) - 1} tabs in a question line, not 2")
     question, answer = fields[0].strip(), fields[1].strip()

@@ -31,7 +31,7 @@ def task_probabilities(tasks: np.ndarray, errors: Mapping[int, float], floor: fl
 
 
 def round_rows(task_of_row: np.ndarray, errors: Mapping[int, float], rows: int, seed: int, round_index: int,
-               floor: float = FLOOR) -> np.ndarray:  # fmt: skip
+               floor: float = FLOOR) -> np.ndarray:
     """`rows` row indices for one round: the count of each task drawn from the multinomial of
     `task_probabilities`, its rows drawn without replacement (with replacement past its size)."""
     rng = np.random.default_rng([int(seed), int(round_index), 7])
@@ -45,7 +45,7 @@ def round_rows(task_of_row: np.ndarray, errors: Mapping[int, float], rows: int, 
 
 
 def iterate_round(packed: PackedColumns, errors: Mapping[int, float], batch_size: int, seed: int,
-                  round_index: int, batches: int = ROUND_BATCHES) -> Iterator[dict]:  # fmt: skip
+                  round_index: int, batches: int = ROUND_BATCHES) -> Iterator[dict]:
     """The batches (see `collate_rows`) of one round."""
     rows = round_rows(packed.task, errors, batches * batch_size, seed, round_index)
     for part in batch_indices(packed.length[rows], batch_size, shuffle=True, seed=seed, epoch=round_index):

@@ -106,4 +106,4 @@ from .rng import rng_state, seed_everything, set_rng_state
 __all__ = [
     "TrainConfig", "Task", "fit", "DistEnv", "init_distributed", "close_distributed", "resolve_device", "shard_batch",
     "batch_rows", "to_device", "LRSchedule", "make_optimizer", "seed_everything", "rng_state", "set_rng_state",
-]  # fmt: skip
+]

@@ -95,4 +95,4 @@ RULES = {
 TASK_SAMPLING = ("uniform", "error")
 OPTIONS = {"lr": "--lr", "clip_grad_norm": "--clip-norm", "batch_size": "--batch-size", "max_steps": "--max-steps",
            "max_minutes": "--max-minutes", "eval_every": "--eval-every", "threads": "--threads",
-           "curriculum_steps": "--curriculum-steps"}  # fmt: skip
+           "curriculum_steps": "--curriculum-steps"}

@@ -14,6 +14,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from ..checkpoint import io_reason
 from ..errors import CheckpointError
+from ..run_folder import METRICS
 
 
 class MetricsLog:
@@ -22,7 +23,7 @@ class MetricsLog:
 
     def __init__(self, run_dir: Path, enabled: bool, tensorboard: bool, resume_step: int | None):
         self.enabled = enabled
-        self.path = run_dir / "metrics.jsonl"
+        self.path = run_dir / METRICS
         self.writer = None
         if not enabled:
             return
@@ -40,7 +41,7 @@ class MetricsLog:
 
     def _failed(self, error: OSError) -> CheckpointError:
         return CheckpointError(f"cannot write {self.path} ({io_reason(error, self.path.parent)}): free some space or "
-                               "fix the folder's permissions, then continue with --resume.")  # fmt: skip
+                               "fix the folder's permissions, then continue with --resume.")
 
     def log(self, step: int, kind: str, **values) -> None:
         if not self.enabled:

@@ -98,7 +98,7 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ setup
 
     def __init__(self, model: nn.Module, task: Task, cfg: TrainConfig, run_dir: Path, config_to_save: dict,
-                 vocab: Any, checkpoint: Checkpoint | None, notes: list[str]):  # fmt: skip
+                 vocab: Any, checkpoint: Checkpoint | None, notes: list[str]):
         self.task, self.cfg, self.run_dir, self.notes = task, cfg, run_dir, notes
         self.env: DistEnv = init_distributed(cfg.device)
         self.device = resolve_device(cfg.device, self.env)
@@ -111,7 +111,7 @@ class Trainer:
         self.optimizer = make_optimizer(self.raw.parameters(), cfg)
         self.schedule = LRSchedule(cfg)
         self.counters = {"nonfinite": 0, "streak": 0, "reloads": 0, "reloads_in_a_row": 0, "evals": 0,
-                         "best_error": math.inf, "best_step": -1, "elapsed": 0.0}  # fmt: skip
+                         "best_error": math.inf, "best_step": -1, "elapsed": 0.0}
         self.step, self.last_metrics = 0, {}
         self.saved_norm: float | None = None  # the weights' norm at the last save (exploded weights are refused)
         self.updated_since_reload = False
@@ -153,7 +153,7 @@ class Trainer:
             self.step, self.last_metrics = int(trainer["step"]), dict(ckpt.meta.get("metrics", {}))
         except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as e:
             raise CheckpointError(f"checkpoint {ckpt.path} does not fit this run ({type(e).__name__}: "
-                                  f"{str(e)[:120]}): pass --restart to start over.") from None  # fmt: skip
+                                  f"{str(e)[:120]}): pass --restart to start over.") from None
         self.saved_norm = _weights_norm(self.raw)
 
     def begin(self) -> None:
@@ -166,7 +166,7 @@ class Trainer:
             self.save("latest")  # the last good checkpoint for the non-finite guard, and a loadable run at once
             if self.env.is_main:
                 self.log.log(0, "start", parameters=parameters, device=str(self.device),
-                             world_size=self.env.world_size)  # fmt: skip
+                             world_size=self.env.world_size)
         for note in self.notes:
             self.display.note(note)
         where = (f" {self.run_dir} at step {self.step}/{self.cfg.max_steps} on {self.device}"
@@ -248,10 +248,10 @@ class Trainer:
         c["nonfinite"] += 1
         c["streak"] += 1
         self.log.log(step, "nonfinite", loss=result.loss, grad_norm=result.grad_norm, count=c["nonfinite"],
-                     streak=c["streak"])  # fmt: skip
+                     streak=c["streak"])
         if c["streak"] == 1:
             self.display.note(f"step {step}: non-finite loss or gradient, update skipped ({c['nonfinite']} in all; "
-                              f"after {patience} in a row the last checkpoint is reloaded)")  # fmt: skip
+                              f"after {patience} in a row the last checkpoint is reloaded)")
         if c["streak"] < patience:
             return
         if c["reloads_in_a_row"] >= self.cfg.nonfinite_reloads:
@@ -268,7 +268,7 @@ class Trainer:
         self.log.log(step, "reload", from_step=ckpt.step, lr_scale=self.schedule.lr_scale)
         self.display.note(f"step {step}: {patience} non-finite steps in a row: reloaded the checkpoint of step "
                           f"{ckpt.step}, learning rate x{self.schedule.lr_scale:g} (reload {c['reloads_in_a_row']} "
-                          f"of {self.cfg.nonfinite_reloads} before giving up)")  # fmt: skip
+                          f"of {self.cfg.nonfinite_reloads} before giving up)")
 
     def _give_up(self) -> None:
         """The guard's last word: log it and raise TrainingDiverged (the last good checkpoint stays)."""
@@ -293,7 +293,7 @@ class Trainer:
             speed = w.rows / max(time.perf_counter() - w.t, 1e-9)
             loss_text = f"{w.loss / w.steps:.4f}" if w.steps else self.display.fields["loss"]
             self.display.update(self.step, loss=loss_text, speed=f"{speed:.1f} {self.unit}/s",
-                                extra=self._task_fields())  # fmt: skip
+                                extra=self._task_fields())
 
     def _log_window(self, lr: float) -> None:
         w, unit, step = self.window, self.unit, self.step
@@ -310,14 +310,14 @@ class Trainer:
         values["skipped"] = w.batches - w.steps
         self.log.log(step, "train", **values, nonfinite=self.counters["nonfinite"], elapsed_s=round(self.elapsed(), 2))
         self.display.update(step, loss=f"{values['loss']:.4f}" if w.steps else "n/a",
-                            speed=f"{speed:.1f} {unit}/s", extra=self._task_fields())  # fmt: skip
+                            speed=f"{speed:.1f} {unit}/s", extra=self._task_fields())
         if not self.display.live and self.display.enabled:
             eta = (self.cfg.max_steps - step) * (now - w.t) / max(w.batches, 1)
             if self.cfg.max_minutes:  # the time limit comes first
                 eta = max(min(eta, self.cfg.max_minutes * 60 - self.elapsed()), 0.0)
             loss = f"{values['loss']:.4f}" if w.steps else "n/a (all updates skipped)"
             self.display.line(f"step {step}/{self.cfg.max_steps} loss {loss} {speed:.1f} {unit}/s "
-                              f"val {self.display.fields['val']} ETA {eta / 60:.1f} min")  # fmt: skip
+                              f"val {self.display.fields['val']} ETA {eta / 60:.1f} min")
         self.window = Window(t=now)
 
     def _task_fields(self) -> str:
@@ -445,7 +445,7 @@ class Trainer:
             self.display.note(f"stopped by {stop_reason} at step {self.step}, saved: continue with --resume")
         elif stopped:
             self.display.note(f"time limit of {self.cfg.max_minutes:g} minutes reached at step {self.step}, saved: "
-                              "--resume with a larger --max-minutes trains on", style="")  # fmt: skip
+                              "--resume with a larger --max-minutes trains on", style="")
         if self.env.active:
             dist.barrier()  # no process leaves while another still exchanges gradients or checkpoints
         self.release()
@@ -454,7 +454,7 @@ class Trainer:
                 "best_step": c["best_step"], "metrics": self.last_metrics, "stopped": stopped,
                 "interrupted": interrupted, "stop_reason": stop_reason, "nonfinite": c["nonfinite"],
                 "reloads": c["reloads"], "elapsed_s": c["elapsed"],
-                "cuda_graphs": dict(self.graphs.stats) if self.graphs else None}  # fmt: skip
+                "cuda_graphs": dict(self.graphs.stats) if self.graphs else None}
 
     def release(self) -> None:
         """Close the display and the log, restore the threads (once; also after an error)."""

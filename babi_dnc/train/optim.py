@@ -19,7 +19,7 @@ def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
         return torch.optim.RMSprop(
             params, lr=config.lr, alpha=config.rmsprop_alpha, eps=eps, momentum=config.momentum,
             weight_decay=config.weight_decay,
-        )  # fmt: skip
+        )
     if config.optimizer == "adam":
         eps = 1e-8 if config.eps is None else config.eps
         return torch.optim.Adam(params, lr=config.lr, eps=eps, weight_decay=config.weight_decay)

@@ -25,4 +25,4 @@ __all__ = [
     "console_table", "comparison_table", "write_report", "to_json", "provenance", "error_analysis", "format_story",
     "plot_task_errors", "plot_training_curves", "read_metrics", "git_commit", "to_markdown", "to_html", "Cell",
     "Table",
-]  # fmt: skip
+]

@@ -28,7 +28,7 @@ def error_analysis(result: RunResult, task: int, top: int = 5, examples: int = 3
             break
         stories.append({**story_text(result.dataset, int(row), int(qi)), "predicted": predicted})
     return {"task": task, "questions": len(q), "wrong": len(wrong),
-            "pairs": [(e, p, int(n)) for (e, p), n in pairs.items()], "examples": stories}  # fmt: skip
+            "pairs": [(e, p, int(n)) for (e, p), n in pairs.items()], "examples": stories}
 
 
 def format_story(example: dict, context: int = 8) -> str:

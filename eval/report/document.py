@@ -164,11 +164,11 @@ def write_report(comparison: Comparison, out_dir: str | Path, prov: dict | None 
                      f"dashed: the {FAILED_PERCENT} failure threshold."),
                     ("details", "Other published results (all 20 tasks, for context)",
                      [("table", published_table())]),
-                    ("h2", "Runs"), ("table", runs_table(comparison))]  # fmt: skip
+                    ("h2", "Runs"), ("table", runs_table(comparison))]
     if curves_png is not None:
         blocks += [("h2", "Training"), ("img", curves_png.relative_to(out).as_posix(),
                                         "From each run's metrics.jsonl: training loss (smoothed; raw in light) "
-                                        "and validation error.")]  # fmt: skip
+                                        "and validation error.")]
     if stories:
         blocks.append(("h2", "Inside the DNC: memory over one test story per task"))
         blocks.append(("p", "Write and read weightings (slots × time), usage, allocation, erase vector, gates, "

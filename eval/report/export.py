@@ -30,7 +30,7 @@ def column_json(column: Column) -> dict:
            "mean_error": column.mean_error, "mean_sd": column.mean_sd, "failed_tasks": column.failed,
            "failed_sd": column.failed_sd, "best_error": column.best_error, "best_failed": column.best_failed,
            "best_run": column.best_run, "source": column.source, "note": column.note,
-           "training": list(column.training)}  # fmt: skip
+           "training": list(column.training)}
     return out
 
 
@@ -48,7 +48,7 @@ def to_json(comparison: Comparison, failures: list[tuple] | None = None) -> dict
             "tasks": {int(task): {"name": row["name"], "questions": int(row["questions"]), "wrong": int(row["wrong"]),
                                   "error": float(row["error"]), "failed": bool(row["failed"])}
                       for task, row in t.iterrows()},
-        })  # fmt: skip
+        })
     return _clean({
         "split": comparison.split,
         "tasks": comparison.tasks,

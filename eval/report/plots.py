@@ -3,13 +3,13 @@ DNC's memory over one test story per task."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from babi_dnc import run_folder
 from babi_dnc.data import TASK_NAMES
 from babi_dnc.metrics import FAILED_ABOVE
 
@@ -83,17 +83,7 @@ def plot_task_errors(comparison: Comparison, path: str | Path) -> Path:
 
 def read_metrics(run_dir: str | Path) -> pd.DataFrame:
     """RUN/metrics.jsonl as a DataFrame (unreadable lines skipped; empty if there is no log)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return pd.DataFrame(columns=["step", "kind"])
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and "step" in row and "kind" in row:
-            rows.append(row)
+    rows = [row for row in run_folder.read_metrics(run_dir) if "step" in row and "kind" in row]
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["step", "kind"])
 
 
@@ -150,7 +140,7 @@ def plot_stories(comparison: Comparison, out_dir: Path, tasks: list[int] | None 
     for task in chosen:
         path = out_dir / f"memory-task{task}.png"
         info = plot_story(run.model, run.dataset, run.vocab, task, path, title=f"{dnc.label} {run.label}",
-                          device=device)  # fmt: skip
+                          device=device)
         plots.append({**info, "run": run.label})
     return plots
 

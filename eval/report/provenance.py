@@ -69,7 +69,7 @@ def provenance(comparison: Comparison, command: str | None = None) -> dict:
             "checkpoint": r.checkpoint, "step": r.step, "data": r.config.get("data", {}), "notes": r.notes,
             "config": r.config,
         } for r in comparison.results],
-    }  # fmt: skip
+    }
 
 
 def _package_version() -> str | None:

@@ -115,7 +115,7 @@ def comparison_table(comparison: Comparison) -> Table:
     rows.append(row)
     rows.append([Cell(f"failed tasks (> {FAILED_PERCENT})", left=True), Cell("")]
                 + [Cell(fmt_count(c.failed, c.failed_sd) + (NOTE_MARK if c.note and finite(c.failed) else ""))
-                   for c in columns])  # fmt: skip
+                   for c in columns])
     rows.append([Cell("best run (failed tasks)", left=True), Cell("")]
                 + [Cell(f"{c.best_error:.1f} ({c.best_failed})" if finite(c.best_error) else "") for c in columns])
     return Table(header=["task", "questions"] + [c.label for c in columns], rows=rows, rules=rules,
@@ -140,7 +140,7 @@ def table_caption(comparison: Comparison) -> str:
         tasks, rows, them = ("task", "its row is", "it") if len(comparison.untrained) == 1 else \
             ("tasks", "their rows are", "them")
         parts.append(f"Untrained: {tasks} {format_task_spec(comparison.untrained)} had no training stories (a "
-                     f"missing file); {rows} shown, but no mean or failed-task count includes {them}.")  # fmt: skip
+                     f"missing file); {rows} shown, but no mean or failed-task count includes {them}.")
     changed = [c for c in comparison.ours if c.training]
     if changed:
         parts.append("Training data: " + "; ".join(f"{c.label}, {', '.join(c.training)}" for c in changed) + " ("
@@ -170,7 +170,7 @@ def _cell_text(cell: Cell) -> str:
 def to_rich(table: Table, title: str | None = None):
     """A rich Table: bold best cells, failed cells red with a mark."""
     out = RichTable(title=title, title_justify="left", box=box.SIMPLE_HEAD, caption=table.caption,
-                    caption_justify="left", pad_edge=False)  # fmt: skip
+                    caption_justify="left", pad_edge=False)
     subheader = table.subheader or [""] * len(table.header)
     for i, (name, sub) in enumerate(zip(table.header, subheader, strict=True)):
         heading = Text(name, style="bold")
@@ -247,7 +247,7 @@ def published_table() -> Table:
     rows = [{"model": p.label, "runs": p.runs or "", "mean error (%)": fmt(p.mean_error, p.mean_sd),
              "failed tasks": fmt_count(p.failed, p.failed_sd),
              "best run (failed)": f"{p.best_error:g} ({p.best_failed})" if finite(p.best_error) else "",
-             "source": p.source} for p in PUBLISHED.values()]  # fmt: skip
+             "source": p.source} for p in PUBLISHED.values()]
     table = frame_table(pd.DataFrame(rows), left=1)
     for row in table.rows:
         row[-1].left = True
