@@ -10,7 +10,6 @@ that `babi-dnc eval` uses for the test error.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +23,9 @@ from torch import Tensor, nn
 
 from . import viz
 from .augment import entity_classes, permute_entities
-from .checkpoint import CONFIG, config_section, read_config
-from .config import JsonConfig
-from .data import collate, iterate_batches, load_babi, packed_columns, parse_task_spec, select_tasks, tasks_in
+from .checkpoint import CONFIG, config_section, read_config, unwrap
+from .data import collate, iterate_batches, packed_columns, parse_task_spec, select_tasks, tasks_in
+from .data.config import DataConfig, load_data
 from .data.sampling import ROUND_BATCHES, iterate_round
 from .errors import CheckpointError, DataError, UserError
 from .metrics import IGNORE_INDEX, is_failed, per_task_errors, question_results, summarize, task_errors
@@ -53,31 +52,6 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "tiny": TrainConfig(optimizer="adam", lr=1e-2, batch_size=4, max_steps=20, eval_every=10, log_every=1,
                         eval_batch_size=16, threads=1),
 }
-
-
-@dataclass
-class DataConfig(JsonConfig):
-    """Which bAbI data to train on; saved as config.json["data"]."""
-
-    set_name: str = "en-10k"  # "en-10k" or "en"
-    tasks: str = "all"  # "all" or a list such as "1,2,5-7"
-    data_dir: str | None = None  # None: env BABI_DNC_DATA, else the Hugging Face Hub
-    valid_fraction: float = 0.1
-    seed: int = 0  # the validation split; the same for every training seed
-    valid_stories: int | None = None  # validate on the first N validation stories of each task (None: all)
-    # where an en-10k training file is missing (task 3 in some copies), train on the en (1k) one of the task
-    fallback_1k: bool = False
-    # task 16's training stories rewritten so that its most-common-colour shortcut no longer pays
-    # (Franke et al. 2018; data/induction.py); validation and test stories are never rewritten
-    augment_16: bool = False
-
-
-def load_data(dc: DataConfig, vocab=None, data_dir: str | Path | None = None):
-    """The bAbI data a run's DataConfig names (data.BabiData), with its saved vocabulary when given, from
-    `data_dir` when given (else the config's): the one path by which training and evaluation load a run's data."""
-    return load_babi(set_name=dc.set_name, tasks=dc.tasks, data_dir=data_dir or dc.data_dir,
-                     valid_fraction=dc.valid_fraction, seed=dc.seed, vocab=vocab, fallback_1k=dc.fallback_1k,
-                     augment_16=dc.augment_16)
 
 
 def answer_loss(logits: Tensor, targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -242,10 +216,10 @@ class BabiTask:
     def memory_image(self, model: nn.Module):
         """The write/read weightings and usage on the first validation story ([H, W, 3] uint8) or None."""
         batch = to_device(collate([self.valid[0]]), next(model.parameters()).device)
-        out = model(batch["ids"], mask=batch["mask"], trace=True)
-        if len(out) < 3 or not out[2]:
+        if not unwrap(model).has_memory:
             return None
-        return viz.memory_image(out[2], sample=0, scale=2)
+        _, _, trace = unwrap(model).trace(batch["ids"], mask=batch["mask"])
+        return viz.memory_image(trace, sample=0, scale=2)
 
 
 def curriculum_split(train, tasks: list[int] | None):
@@ -385,7 +359,7 @@ def _plan_data(plan: RunPlan, cache: dict[str, Any], env):
     """The bAbI data of a run (with its saved vocabulary on resume), loaded once per data config."""
     saved_vocab = read_vocab(plan.run_dir) if plan.mode == "resume" else None
     dc = plan.data
-    key = json.dumps(dc.to_dict(), sort_keys=True)
+    key = dc.loading_key()
     if key not in cache:
         if env.active and not env.is_main:
             dist.barrier()  # process 0 fills the dataset cache first

@@ -3,7 +3,7 @@
 It has the DNC's call shape, so the training loop, checkpoints, evaluation and chat treat both alike:
 
     y, state = model(x [B, T, X], state=None, mask=None)            # y [B, T, Y]
-    y, state, trace = model(x, state, mask, trace=True)             # trace == {} (no memory to trace)
+    y, state, trace = model.trace(x, state, mask)                   # trace == {} (no memory to trace)
 
 The recurrence is cuDNN's / ATen's fused `nn.LSTM` over packed sequences, so padding costs nothing and
 the state after a padded story is the state at its last real step.
@@ -24,7 +24,7 @@ class LSTMBaseline(nn.Module):
         hidden_size: units per layer (512 in the paper).
         num_layers: stacked LSTM layers.
 
-    forward(x, state=None, mask=None, trace=False):
+    forward(x, state=None, mask=None) -> (y, state):
         state: (h [L, B, H], c [L, B, H]) to continue from; None is the zero state.
         mask: [B, T] bool, True on real steps. Padding must come at the end of each row (a prefix mask,
             as `data.collate` builds it); padded steps output zeros and leave the state unchanged.
@@ -43,7 +43,7 @@ class LSTMBaseline(nn.Module):
         device, dtype = device or param.device, dtype or param.dtype
         return torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype)
 
-    def forward(self, x: Tensor, state=None, mask: Tensor | None = None, trace: bool = False):
+    def forward(self, x: Tensor, state=None, mask: Tensor | None = None):
         B, T, _ = x.shape
         if state is None:
             state = self.initial_state(B, device=x.device, dtype=x.dtype)
@@ -59,4 +59,8 @@ class LSTMBaseline(nn.Module):
         y = self.output(h)  # [B, T, Y]
         if mask is not None:
             y = y * mask.unsqueeze(-1).to(y.dtype)
-        return (y, state, {}) if trace else (y, state)
+        return y, state
+
+    def trace(self, x: Tensor, state=None, mask: Tensor | None = None):
+        """forward and an empty trace: the LSTM has no memory to trace."""
+        return (*self(x, state, mask), {})

@@ -40,7 +40,6 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -73,6 +72,11 @@ class Checkpoint:
     @property
     def step(self) -> int:
         return int(self.meta.get("step", 0))
+
+    @property
+    def tag(self) -> str:
+        """"best" or "latest", also when read from the `.old-<tag>` folder of a save cut between renames."""
+        return self.path.name.removeprefix(".old-")
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -379,46 +383,12 @@ def config_section(config: dict, section: str, cls: type[JsonConfigT], run_dir: 
                               "again.") from None
 
 
-def find_runs(path: str | Path) -> list[Path]:
-    """Run directories at `path`: [path] if it is a run, else its seed-N sub-directories in seed order
-    (else any sub-directories that are runs, sorted by name). Empty if none."""
-    path = Path(path)
-    if (path / CONFIG).is_file():
-        return [path]
-    if not path.is_dir():
-        return []
-
-    def seed_key(p: Path):
-        m = re.fullmatch(r"seed-(\d+)", p.name)
-        return (0, int(m.group(1)), "") if m else (1, 0, p.name)
-
-    runs = [p for p in path.iterdir() if p.is_dir() and (p / CONFIG).is_file()]
-    return sorted(runs, key=seed_key)
-
-
-def load_trained(run_dir: str | Path, build: Callable[[dict, Any], nn.Module], tag: str = "best",
-                 device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """Build the model of a run with `build(config, vocab_json)`, load checkpoint `tag` into it, put it in
-    eval mode. Falls back from "best" to "latest" if the run has no best checkpoint yet.
-
-    vocab_json is RUN/vocab.json as parsed JSON (None without one). Returns (model, info) with
-    info = {"config", "vocab" (vocab_json), "step", "metrics", "meta", "path", "run_dir"}.
-    """
-    run_dir = Path(run_dir)
-    config = read_config(run_dir)
-    vocab = read_json(run_dir / VOCAB, "vocabulary") if (run_dir / VOCAB).exists() else None
-    model = build(config, vocab)
+def load_for_inference(run_dir: str | Path, model: nn.Module, tag: str = "best",
+                       device: str | torch.device = "cpu") -> Checkpoint:
+    """Load checkpoint `tag` of a run into `model` (weights only), move it to `device`, put it in eval mode.
+    "best" falls back to "latest" while the run has no best checkpoint yet."""
     if tag == "best" and resolve_checkpoint(run_dir, "best") is None and resolve_checkpoint(run_dir, "latest"):
         tag = "latest"
-    ckpt = load_checkpoint(run_dir, tag, model=model, map_location="cpu", trainer=False)
+    checkpoint = load_checkpoint(run_dir, tag, model=model, map_location="cpu", trainer=False)
     model.to(device).eval()
-    info = {
-        "config": config,
-        "vocab": vocab,
-        "step": ckpt.step,
-        "metrics": ckpt.meta.get("metrics", {}),
-        "meta": ckpt.meta,
-        "path": ckpt.path,
-        "run_dir": run_dir,
-    }
-    return model, info
+    return checkpoint

@@ -12,8 +12,8 @@ eager ones. bAbI's en-10k stories (median 72 words, 99% under 250, longest 820) 
     logits, _ = model(ids, mask=mask)   # as before; the state returned while training is None
 
 Eager runs (the model's own forward, e.g. its compiled time step) where a graph cannot serve: in eval
-mode or without gradients, for a given state or a trace, for T above `max_length`, on a CPU, and after a
-capture has failed (one warning, then the rest of the run eagerly).
+mode or without gradients, for a given state, for T above `max_length`, on a CPU, and after a capture
+has failed (one warning, then the rest of the run eagerly). `model.trace` never goes through graphs.
 
 All graphs share one memory pool: the activations of one shape reuse the memory of another, so the graphs
 of all lengths together need about what the longest one needs. That is safe when training steps do not
@@ -94,9 +94,9 @@ class GraphedForward:
         self.stats = {"captures": 0, "replays": 0, "eager": 0}
         self.devices = ("cuda",)  # where graphs are captured (tests add "cpu", with a stand-in capture)
 
-    def _graph_shape(self, ids: Tensor, state, mask, trace) -> tuple[int, int] | None:
+    def _graph_shape(self, ids: Tensor, state, mask) -> tuple[int, int] | None:
         """(rows, length) of the graph that serves this call, or None for an eager call."""
-        if self.failed or trace or state is not None or ids.device.type not in self.devices:
+        if self.failed or state is not None or ids.device.type not in self.devices:
             return None
         if not (self.model.training and torch.is_grad_enabled()):
             return None
@@ -107,11 +107,11 @@ class GraphedForward:
         rows = min((r for r, t, _ in self.graphs if t == length and r >= B), default=B)
         return rows, length
 
-    def __call__(self, ids: Tensor, state=None, mask: Tensor | None = None, trace: bool = False):
-        shape = self._graph_shape(ids, state, mask, trace)
+    def __call__(self, ids: Tensor, state=None, mask: Tensor | None = None):
+        shape = self._graph_shape(ids, state, mask)
         if shape is None:
             self.stats["eager"] += 1
-            return self.eager_forward(ids, state=state, mask=mask, trace=trace)
+            return self.eager_forward(ids, state=state, mask=mask)
         B, T = ids.shape[:2]
         if mask is None:
             mask = ids.new_ones(B, T, dtype=torch.bool)
@@ -122,7 +122,7 @@ class GraphedForward:
             graphed = self._capture(key, padded_ids, padded_mask)
             if graphed is None:
                 self.stats["eager"] += 1
-                return self.eager_forward(ids, state=state, mask=mask, trace=trace)
+                return self.eager_forward(ids, state=state, mask=mask)
         self.stats["replays"] += 1
         return graphed(padded_ids, padded_mask)[:B, :T], None
 

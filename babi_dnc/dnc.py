@@ -25,7 +25,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .controllers import build_controller
 from .kernels import cpu_link_kernel
-from .memory import Memory, MemoryState
+from .memory import TRACE_KEYS, Memory, MemoryState
 
 
 class DNCState(NamedTuple):
@@ -151,20 +151,14 @@ class DNCCell(nn.Module):
         return self.output(h) + self.read_output(read_vectors.flatten(-2).to(h.dtype))
 
 
-TRACE_KEYS = (
-    "write_weights", "read_weights", "usage", "allocation", "free_gates", "allocation_gate", "write_gate",
-    "read_modes", "erase_vector", "write_strength", "read_strengths", "forward_weights", "backward_weights",
-)
-
-
 class DNC(nn.Module):
     """The DNC unrolled over time: x [B, T, X] -> y [B, T, Y].
 
-    forward(x, state=None, mask=None, trace=False):
+    forward(x, state=None, mask=None) -> (y, state):
         state: a DNCState to continue from (None: the zero state), so a story can be fed in pieces.
         mask: [B, T] bool, False on padding; padded steps leave the state untouched and output zeros.
-        trace: also return a dict of every memory quantity per step (keys: TRACE_KEYS), each [B, T, ...].
-    Returns (y, state) or (y, state, trace).
+    trace(x, state=None, mask=None) -> (y, state, trace): the same, uncompiled, with every memory quantity
+        per step (memory.TRACE_KEYS), each [B, T, ...], detached.
 
     checkpoint_steps: when training, keep only the state at every `checkpoint_steps`-th step and recompute
         the steps in between during the backward pass (activation checkpointing over time): memory grows
@@ -185,16 +179,9 @@ class DNC(nn.Module):
     def initial_state(self, batch_size: int, device=None, dtype=None) -> DNCState:
         return self.cell.initial_state(batch_size, device, dtype)
 
-    def forward(self, x: Tensor, state: DNCState | None = None, mask: Tensor | None = None, trace: bool = False):
-        B, T, _ = x.shape
-        if state is None:
-            state = self.initial_state(B, device=x.device)
-        if trace:
-            steps: list[dict] = []
-            y, state = self._unroll(x, state, mask, steps)
-            traced = {k: torch.stack([s[k] for s in steps], dim=1).detach().float() for k in TRACE_KEYS} if T else {}
-            return y, state, traced
-        K = self.checkpoint_steps
+    def forward(self, x: Tensor, state: DNCState | None = None, mask: Tensor | None = None):
+        state = self.initial_state(x.shape[0], device=x.device) if state is None else state
+        K, T = self.checkpoint_steps, x.shape[1]
         if not K or K >= T or not torch.is_grad_enabled():
             return self._unroll(x, state, mask)
         outputs = []
@@ -203,6 +190,14 @@ class DNC(nn.Module):
             y, state = checkpoint(self._unroll, x[:, t0 : t0 + K], state, m, use_reentrant=False)
             outputs.append(y)
         return torch.cat(outputs, dim=1), state
+
+    def trace(self, x: Tensor, state: DNCState | None = None, mask: Tensor | None = None):
+        """forward, also returning {name: [B, T, ...]} for every name of memory.TRACE_KEYS."""
+        state = self.initial_state(x.shape[0], device=x.device) if state is None else state
+        steps: list[dict] = []
+        y, state = self._unroll(x, state, mask, steps)
+        traced = {k: torch.stack([s[k] for s in steps], dim=1).detach().float() for k in TRACE_KEYS} if steps else {}
+        return y, state, traced
 
     def compile_step(self, **options) -> None:
         """torch.compile one masked time step (`core_step`), not the unrolled loop: one graph serves every

@@ -353,11 +353,15 @@ def read_memory(memory: Tensor, read_weights: Tensor) -> Tensor:
 # ------------------------------------------------------------------------------------------------ module
 
 
+TRACED_INTERFACE = ("free_gates", "allocation_gate", "write_gate", "read_modes", "erase_vector", "write_strength",
+                    "read_strengths")  # the gates, modes and strengths of a step that plots show
+TRACE_KEYS = ("write_weights", "read_weights", "usage", "allocation", "forward_weights", "backward_weights",
+              *TRACED_INTERFACE)  # what a traced step records (Memory.forward with a trace dict)
+
+
 def _traced_interface(xi: Interface) -> dict[str, Tensor]:
-    """The interface values a step's trace keeps (the gates, modes and strengths that plots show)."""
-    names = ("free_gates", "allocation_gate", "write_gate", "read_modes", "erase_vector", "write_strength",
-             "read_strengths")
-    return {name: getattr(xi, name) for name in names}
+    """The interface values a step's trace keeps."""
+    return {name: getattr(xi, name) for name in TRACED_INTERFACE}
 
 
 class Memory(nn.Module):

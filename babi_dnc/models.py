@@ -2,7 +2,7 @@
 
     model = build_model(ModelConfig(...), vocab_size)      # or build_model(PRESETS["paper"], V)
     logits, state = model(ids [B, T] long, state=None, mask=None)           # logits [B, T, V]
-    logits, state, trace = model(ids, state, mask, trace=True)              # trace: see dnc.py
+    logits, state, trace = model.trace(ids, state, mask)                    # trace: memory.TRACE_KEYS
     build_model(ModelConfig(think_steps=2), V, answer_id=vocab.answer_id)   # 2 empty steps before answers
 
 Input (the paper's encoding): each word is a one-hot vector of size V (V = 159 on en-10k), so the unknown
@@ -125,31 +125,29 @@ def preset(name: str, model: str = "dnc", **overrides) -> ModelConfig:
     return dataclasses.replace(PRESETS[name], model=model, **changes)
 
 
-def describe_model(model: dict, details: bool = False) -> str:
-    """A config.json["model"] in words: "DNC (memory 32 x 32, 2 read heads)" or "LSTM (512 units)"; with
-    `details`, also the controller and the input, e.g. "DNC (memory 32 x 32, 2 read heads), lstm
-    controller 256, embedding 64"."""
-    if model.get("model", "dnc") == "dnc":
-        heads = model.get("read_heads")
-        memory = f"memory {model.get('memory_slots')} x {model.get('word_size')}"
-        text = f"DNC ({memory}, {heads} read head{'s' * (heads != 1)})"
-        options = {"layer norm": "layer_norm", "masked addressing": "masked", "de-allocation": "deallocate",
-                   "link sharpness": "sharpness", "interface layer norm": "interface_norm"}
-        extra = [f"{model.get('controller')} controller {model.get('controller_size')}"]
-        extra += [name for name, key in options.items() if model.get(key)]
-        if not model.get("links", True):
-            extra.append("no temporal links")
-        if model.get("bypass_dropout"):
-            extra.append(f"bypass dropout {model['bypass_dropout']:g}")
+def describe_model(mc: ModelConfig, details: bool = False) -> str:
+    """A model config in words: "DNC (memory 32 x 32, 2 read heads)" or "LSTM (512 units)"; with `details`,
+    also the controller and the input, e.g. "DNC (memory 32 x 32, 2 read heads), lstm controller 256,
+    embedding 64"."""
+    if mc.model == "dnc":
+        heads = mc.read_heads
+        text = f"DNC (memory {mc.memory_slots} x {mc.word_size}, {heads} read head{'s' * (heads != 1)})"
+        options = {"layer norm": mc.layer_norm, "masked addressing": mc.masked, "de-allocation": mc.deallocate,
+                   "link sharpness": mc.sharpness, "interface layer norm": mc.interface_norm,
+                   "no temporal links": not mc.links}
+        extra = [f"{mc.controller} controller {mc.controller_size}"]
+        extra += [name for name, on in options.items() if on]
+        if mc.bypass_dropout:
+            extra.append(f"bypass dropout {mc.bypass_dropout:g}")
     else:
-        layers = model.get("lstm_layers", 1)
-        text = f"LSTM ({f'{layers} x ' if layers != 1 else ''}{model.get('lstm_size')} units)"
+        layers = mc.lstm_layers
+        text = f"LSTM ({f'{layers} x ' if layers != 1 else ''}{mc.lstm_size} units)"
         extra = []
-    extra.append(f"embedding {model['embedding']}" if model.get("embedding") else "one-hot input")
-    if model.get("backward_reader"):
-        extra.append(f"backward reader {model['backward_reader']}")
-    if model.get("think_steps"):
-        extra.append(f"{model['think_steps']} think step{'s' * (model['think_steps'] != 1)}")
+    extra.append(f"embedding {mc.embedding}" if mc.embedding else "one-hot input")
+    if mc.backward_reader:
+        extra.append(f"backward reader {mc.backward_reader}")
+    if mc.think_steps:
+        extra.append(f"{mc.think_steps} think step{'s' * (mc.think_steps != 1)}")
     return ", ".join([text, *extra]) if details else text
 
 
@@ -189,7 +187,8 @@ def take_steps(x: Tensor, positions: Tensor) -> Tensor:
 class BabiModel(nn.Module):
     """Word ids -> input vectors -> core (DNC or LSTM) -> V logits per step.
 
-    `core` is any module with the DNC call shape: core(x [B, T, X], state, mask, trace) -> (y, state[, trace]).
+    `core` is any module with the DNC call shape: core(x [B, T, X], state, mask) -> (y, state), and
+    core.trace(x, state, mask) -> (y, state, trace).
     With a `reader` (reader.BackwardReader) every input vector is joined by the reader's output [B, T, H].
     With `think_steps` > 0 the core also runs that many zero-input steps before each question's answer
     slots (ids == answer_id); logits and trace come back at the original steps only, so callers see [B, T].
@@ -225,16 +224,26 @@ class BabiModel(nn.Module):
     def initial_state(self, batch_size: int, device=None, dtype=None):
         return self.core.initial_state(batch_size, device=device, dtype=dtype)
 
-    def forward(self, ids: Tensor, state=None, mask: Tensor | None = None, trace: bool = False):
+    @property
+    def has_memory(self) -> bool:
+        """Whether the core is a DNC, with a memory to trace and plot (the LSTM baseline has none)."""
+        return isinstance(self.core, DNC)
+
+    def forward(self, ids: Tensor, state=None, mask: Tensor | None = None):
+        """ids [B, T] -> (logits [B, T, V], state)."""
         if not self.think_steps:
-            return self.core(self.inputs(ids, mask), state=state, mask=mask, trace=trace)
+            return self.core(self.inputs(ids, mask), state, mask)
         ids, mask, think, positions = insert_think_steps(ids, mask, self.answer_id, self.think_steps)
-        x = self.inputs(ids, mask, think)  # [B, T', X]
-        y, state, *traced = self.core(x, state=state, mask=mask, trace=trace)
-        y = take_steps(y, positions)  # [B, T, V]
-        if not trace:
-            return y, state
-        return y, state, {k: take_steps(v, positions) for k, v in traced[0].items()}
+        y, state = self.core(self.inputs(ids, mask, think), state, mask)  # [B, T', V]
+        return take_steps(y, positions), state
+
+    def trace(self, ids: Tensor, state=None, mask: Tensor | None = None):
+        """forward, also returning the core's trace ({} for the LSTM), at the original steps."""
+        if not self.think_steps:
+            return self.core.trace(self.inputs(ids, mask), state, mask)
+        ids, mask, think, positions = insert_think_steps(ids, mask, self.answer_id, self.think_steps)
+        y, state, traced = self.core.trace(self.inputs(ids, mask, think), state, mask)
+        return take_steps(y, positions), state, {k: take_steps(v, positions) for k, v in traced.items()}
 
     def compile_step(self) -> None:
         """torch.compile the core's time step (a DNC's; the LSTM baseline has none: nn.LSTM already runs

@@ -1,4 +1,4 @@
-"""Pictures of the DNC's memory at work, from the trace of `DNC.forward(..., trace=True)`.
+"""Pictures of the DNC's memory at work, from the trace of `DNC.trace(...)` (or `BabiModel.trace`).
 
 A trace is a dict of tensors (or arrays) of shape [B, T, ...] (see dnc.py): write_weights [B,T,N],
 read_weights [B,T,R,N], usage [B,T,N], allocation [B,T,N], free_gates [B,T,R], allocation_gate [B,T],
@@ -29,7 +29,7 @@ MODE_NAMES = ("backward", "content", "forward")
 def trace_sample(trace: dict, sample: int = 0, steps: int | None = None) -> dict[str, np.ndarray]:
     """Sample `sample` of every traced quantity as float numpy arrays [T, ...] (first `steps` steps)."""
     if not trace or "write_weights" not in trace:
-        raise ValueError("the trace has no memory quantities: only a DNC records them (trace=True)")
+        raise ValueError("the trace has no memory quantities: only a DNC records them (model.trace)")
     out = {}
     for key, value in trace.items():
         array = value.detach().float().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)

@@ -108,10 +108,10 @@ def viz_command(
 ) -> None:
     """Plot the DNC's memory over one story: write and read weightings, usage, gates, read modes, links."""
     from babi_dnc.pretrained import is_pretrained
-    from eval.harness import expand_runs
+    from babi_dnc.runs import expand
     from eval.memory_plots import answers_by_question, viz_run
 
-    runs = expand_runs(run)
+    runs = expand(run)
     if out is None and is_pretrained(run):  # not into the installed package
         out = Path("viz")
     if len(runs) > 1:

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from babi_dnc import viz
-from babi_dnc.checkpoint import load_trained
+from babi_dnc.checkpoint import load_for_inference, read_config
 from babi_dnc.dnc import DNC
 from babi_dnc.errors import UserError
 from babi_dnc.run_folder import start_mode
@@ -224,7 +224,7 @@ class CopyTask:
         row = {k: v[sample : sample + 1] for k, v in batch.items()}
         steps = int(row["mask"].sum())
         row = {k: v[:, :steps] if v.dim() > 1 else v for k, v in row.items()}
-        logits, _, trace = model(_to(row, _device(model))["inputs"], trace=True)
+        logits, _, trace = model.trace(_to(row, _device(model))["inputs"])
         return row, logits.float().cpu(), trace
 
 
@@ -288,13 +288,12 @@ def save_plots(model: nn.Module, task: CopyTask, out: Path, sample: int = 0) -> 
 
 
 def load_copy_run(run_dir: str | Path, tag: str = "best", device: str | torch.device = "cpu"):
-    """The DNC of a copy run (checkpoint `tag`) and checkpoint.load_trained's info dict."""
-
-    def build(config: dict, vocab) -> nn.Module:
-        data = {k: v for k, v in config["data"].items() if k not in ("curriculum", "eval_size")}
-        return build_copy_model(CopyModelConfig(**config["model"]), CopyTaskConfig(**data))
-
-    return load_trained(run_dir, build, tag=tag, device=device)
+    """The DNC of a copy run with checkpoint `tag` loaded, in eval mode, and the run's config.json."""
+    config = read_config(run_dir)
+    data = {k: v for k, v in config["data"].items() if k not in ("curriculum", "eval_size")}
+    model = build_copy_model(CopyModelConfig(**config["model"]), CopyTaskConfig(**data))
+    load_for_inference(run_dir, model, tag, device)
+    return model, config
 
 
 def train_copy(config: CopyConfig, resume: bool = False, restart: bool = False) -> dict:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from babi_dnc.data import TASK_NAMES, format_task_spec
+from babi_dnc.data.config import DataConfig
 from babi_dnc.metrics import FAILED_ABOVE, is_failed
 
 from .harness import RunResult, task_errors
@@ -212,7 +213,7 @@ class Comparison:
     @property
     def sets(self) -> list[str]:
         """The bAbI sets our runs were trained on ("en-10k", "en")."""
-        return sorted({r.config.get("data", {}).get("set_name", "en-10k") for r in self.results}) or ["en-10k"]
+        return sorted({r.data_config.set_name for r in self.results}) or [DataConfig().set_name]
 
     @property
     def sets_text(self) -> str:

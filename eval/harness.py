@@ -15,7 +15,6 @@ raises a `UserError`; `evaluate_runs` collects those per run and goes on with th
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,8 +27,6 @@ import pyarrow.compute as pc
 import torch
 
 from babi_dnc import metrics
-from babi_dnc.babi_task import DataConfig, load_data
-from babi_dnc.checkpoint import find_runs
 from babi_dnc.data import (
     TASK_NAMES,
     BabiData,
@@ -39,10 +36,12 @@ from babi_dnc.data import (
     select_tasks,
     tasks_in,
 )
-from babi_dnc.errors import CheckpointError, DataError, UserError, VocabularyError
+from babi_dnc.data.config import DataConfig, load_data
+from babi_dnc.errors import DataError, UserError, VocabularyError
 from babi_dnc.metrics import question_correct
-from babi_dnc.pretrained import PREFIX, pretrained_root, resolve_run
-from babi_dnc.runs import load_run
+from babi_dnc.models import ModelConfig
+from babi_dnc.pretrained import PREFIX, pretrained_root
+from babi_dnc.runs import expand, load_run
 from babi_dnc.train import resolve_device
 
 SPLITS = ("test", "valid")
@@ -77,7 +76,9 @@ class RunResult:
     run_dir: Path
     label: str  # short name: the run folder, or "<folder>/seed-N"
     model_kind: str  # "dnc" or "lstm"
-    config: dict  # the run's config.json
+    config: dict  # the run's config.json, as saved
+    model_config: ModelConfig
+    data_config: DataConfig
     checkpoint: str  # the checkpoint folder that was loaded ("best", "latest", ...)
     step: int  # its training step
     seed: int | None
@@ -188,19 +189,6 @@ def run_label(run_dir: Path) -> str:
     return f"{run_dir.parent.name}/{run_dir.name}" if run_dir.name.startswith("seed-") else run_dir.name
 
 
-def expand_runs(path: str | Path) -> list[Path]:
-    """The run directories `path` stands for: itself, or its seed-N sub-directories (CheckpointError if none);
-    `pretrained:NAME` stands for a shipped model (pretrained.py)."""
-    path = resolve_run(path)
-    if not path.exists():
-        raise CheckpointError(f"run directory {path} does not exist: pass a folder written by `babi-dnc train`.")
-    runs = find_runs(path)
-    if not runs:
-        raise CheckpointError(f"{path} holds no run (no config.json, no seed-N folders): pass a folder written "
-                              "by `babi-dnc train`.")
-    return runs
-
-
 def check_vocabulary(dataset, vocab: Vocabulary, run_dir: Path, split: str) -> None:
     """VocabularyError if any word of the split (story or answer) is outside the run's vocabulary."""
     table = dataset.select_columns(["tokens", "ids", "answer_words", "answer_ids"]).with_format("arrow")[:]
@@ -218,12 +206,11 @@ def check_vocabulary(dataset, vocab: Vocabulary, run_dir: Path, split: str) -> N
         )
 
 
-def load_split(config: dict, vocab: Vocabulary, eval_config: EvalConfig,
+def load_split(data: DataConfig, vocab: Vocabulary, eval_config: EvalConfig,
                cache: dict | None = None) -> tuple[BabiData, list[str]]:
     """The run's bAbI data (its set, tasks, validation split) encoded with its vocabulary, and the warnings
     met while loading. `cache` (a dict) shares loads between runs with the same settings."""
-    data = DataConfig.from_dict(config.get("data", {}))
-    key = (json.dumps(data.to_dict(), sort_keys=True), str(eval_config.data_dir), vocab.fingerprint())
+    key = (data.loading_key(eval_config.data_dir), vocab.fingerprint())
     if cache is not None and key in cache:
         return cache[key]
     with warnings.catch_warnings(record=True) as caught:
@@ -240,11 +227,9 @@ def evaluate_run(run_dir: str | Path, eval_config: EvalConfig, data_cache: dict 
     """Load one run's checkpoint, run it over the split, score every question (UserError on trouble)."""
     run_dir = Path(run_dir)
     device = resolve_device(eval_config.device)
-    model, info = load_run(run_dir, tag=eval_config.checkpoint, device=device)
-    config, vocab = info["config"], info["vocab"]
-    if not isinstance(vocab, Vocabulary):
-        raise CheckpointError(f"{run_dir / 'vocab.json'} is not a vocabulary: restore it or train the run again.")
-    data, notes = load_split(config, vocab, eval_config, data_cache)
+    run = load_run(run_dir, tag=eval_config.checkpoint, device=device)
+    vocab = run.vocab
+    data, notes = load_split(run.data, vocab, eval_config, data_cache)
     dataset = data.test if eval_config.split == "test" else data.valid
     tasks = list(data.tasks)
     if eval_config.tasks is not None:
@@ -256,7 +241,7 @@ def evaluate_run(run_dir: str | Path, eval_config: EvalConfig, data_cache: dict 
     if len(dataset) == 0:
         raise DataError(f"the {eval_config.split} split of {run_dir}'s data has no stories: check --data-dir.")
     check_vocabulary(dataset, vocab, run_dir, eval_config.split)
-    questions = predict(model, dataset, vocab, eval_config.batch_size, device, progress)
+    questions = predict(run.model, dataset, vocab, eval_config.batch_size, device, progress)
     label = run_label(run_dir)
     questions.insert(0, "run", label)
     texts = dataset.select_columns(["questions"]).with_format("arrow")[:].column("questions").to_pylist()
@@ -269,11 +254,11 @@ def evaluate_run(run_dir: str | Path, eval_config: EvalConfig, data_cache: dict 
     trained = tasks_in(data.train)
     untrained = [t for t in evaluated if t not in trained]
     return RunResult(
-        run_dir=run_dir, label=label, model_kind=config.get("model", {}).get("model", "dnc"), config=config,
-        checkpoint=Path(info["path"]).name.removeprefix(".old-"), step=int(info["step"]),
-        seed=config.get("train", {}).get("seed"), split=eval_config.split, tasks=evaluated, questions=questions,
+        run_dir=run_dir, label=label, model_kind=run.model_config.model, config=run.config,
+        model_config=run.model_config, data_config=run.data, checkpoint=run.checkpoint.tag, step=run.step,
+        seed=run.train.seed, split=eval_config.split, tasks=evaluated, questions=questions,
         data_source=dict(data.source), device=str(device), notes=notes, untrained=untrained,
-        training=data.training_changes(), model=model,
+        training=data.training_changes(), model=run.model,
         dataset=dataset, vocab=vocab,
     )
 
@@ -291,7 +276,7 @@ def evaluate_runs(paths: Iterable[str | Path], eval_config: EvalConfig,
     results, failures, cache = [], [], {}
     for path in paths:
         try:
-            runs = expand_runs(path)
+            runs = expand(path)
         except UserError as e:
             failures.append((Path(path), str(e)))
             if on_error:

@@ -54,10 +54,9 @@ def trace_story(model: torch.nn.Module, dataset, row: int, vocab: Vocabulary, de
     """
     story = dataset[int(row)]
     batch = collate([story])
-    out = model(batch["ids"].to(device), mask=batch["mask"].to(device), trace=True)
-    logits, trace = out[0], (out[2] if len(out) > 2 else {})
-    if not trace:
+    if not model.has_memory:
         raise UserError("this model has no memory to plot (an LSTM baseline): pass a DNC run.")
+    logits, _, trace = model.trace(batch["ids"].to(device), mask=batch["mask"].to(device))
     positions = list(story["answer_positions"])
     predicted = vocab.decode(logits[0, positions].argmax(-1).tolist())
     expected = list(story["answer_words"])
@@ -109,10 +108,10 @@ def viz_run(run_dir: str | Path, task: int | None = None, out: str | Path | None
     eval_config = eval_config or EvalConfig()
     run_dir = Path(run_dir)
     device = resolve_device(eval_config.device)
-    model, info = load_run(run_dir, tag=eval_config.checkpoint, device=device)
-    if info["config"].get("model", {}).get("model") != "dnc":
+    run = load_run(run_dir, tag=eval_config.checkpoint, device=device)
+    if not run.model.has_memory:
         raise UserError(f"{run_dir} is an LSTM baseline, which has no memory to plot: pass a DNC run.")
-    data, _ = load_split(info["config"], info["vocab"], eval_config)
+    data, _ = load_split(run.data, run.vocab, eval_config)
     task = task if task is not None else data.tasks[0]
     if task not in data.tasks:
         raise DataError(f"{run_dir} was trained on tasks {', '.join(map(str, data.tasks))}, not task {task}: "
@@ -122,8 +121,8 @@ def viz_run(run_dir: str | Path, task: int | None = None, out: str | Path | None
     row = pick_story(dataset, task, story_id)
     name = run_label(run_dir).replace("/", "-")
     path = out / f"memory-{name}-task{task}-story{int(dataset[row]['story_id'])}.png"
-    title = f"{run_label(run_dir)} (step {info['step']})"
-    return plot_story(model, dataset, info["vocab"], task, path, title, int(dataset[row]["story_id"]), device)
+    title = f"{run_label(run_dir)} (step {run.step})"
+    return plot_story(run.model, dataset, run.vocab, task, path, title, int(dataset[row]["story_id"]), device)
 
 
 def answers_by_question(info: dict) -> list[dict]:

@@ -52,7 +52,9 @@ class Task1Oracle(nn.Module):
         self.places = {vocab.index[p] for p in PLACES}
         self.unused = nn.Parameter(torch.zeros(1))  # the chat asks for the model's device
 
-    def forward(self, ids, state=None, mask=None, trace=False):
+    has_memory = False
+
+    def forward(self, ids, state=None, mask=None):
         B, T = ids.shape
         V = self.vocab.size
         if state is None:
@@ -76,7 +78,7 @@ class Task1Oracle(nn.Module):
                     logits[b, t, place[b, asked[b]]] = 10.0
                     question = False
         y = logits * (1.0 if mask is None else mask.unsqueeze(-1).float())
-        return (y, (place, subject, asked), {}) if trace else (y, (place, subject, asked))
+        return y, (place, subject, asked)
 
 
 # ---------------------------------------------------------------------------------------------- fixtures
@@ -464,7 +466,7 @@ def test_cli_errors_are_one_sentence(tiny_run, tmp_path):
 
     from app import app
 
-    for args, says in ((["chat", str(tmp_path)], "not a run directory"),
+    for args, says in ((["chat", str(tmp_path)], "holds no run"),
                        (["chat", str(tiny_run), "--checkpoint", "worst"], "best or latest"),
                        (["chat", str(tiny_run), "--story", str(tmp_path / "no.txt")], "does not exist")):
         result = CliRunner().invoke(app, args)

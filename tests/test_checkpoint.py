@@ -10,7 +10,6 @@ import torch
 
 from babi_dnc import checkpoint as ck
 from babi_dnc.checkpoint import (
-    find_runs,
     load_checkpoint,
     read_config,
     resolve_checkpoint,
@@ -18,9 +17,10 @@ from babi_dnc.checkpoint import (
     write_run_files,
 )
 from babi_dnc.data import Vocabulary
+from babi_dnc.data.config import DataConfig
 from babi_dnc.errors import CheckpointError
 from babi_dnc.models import build_model, preset
-from babi_dnc.runs import load_run, read_vocab
+from babi_dnc.runs import expand, find_runs, load_run, read_vocab
 from babi_dnc.train import TrainConfig, make_optimizer, rng_state
 
 WORDS = sorted(["-", ".", "?", "bathroom", "is", "mary", "moved", "the", "to", "where"])
@@ -78,19 +78,21 @@ def test_round_trip_every_tensor_config_and_vocab(tmp_path):
     assert read_config(tmp_path) == config
     assert read_vocab(tmp_path) == vocab
 
-    loaded, info = load_run(tmp_path, "best")
-    assert_same_tensors(weights_of(loaded), weights_of(model))
-    assert info["step"] == 7 and info["vocab"] == vocab and not loaded.training
+    run = load_run(tmp_path, "best")
+    assert_same_tensors(weights_of(run.model), weights_of(model))
+    assert run.step == 7 and run.vocab == vocab and not run.model.training and run.checkpoint.tag == "best"
 
 
 def test_load_run_of_the_lstm_baseline_and_fallback_to_latest(tmp_path):
     model = make_model(3, model="lstm", embedding=5)
-    write_run_files(tmp_path, {"kind": "babi", "model": preset("tiny", model="lstm", embedding=5).to_dict()},
+    write_run_files(tmp_path, {"kind": "babi", "model": preset("tiny", model="lstm", embedding=5).to_dict(),
+                               "data": {}, "train": {}},
                     Vocabulary(WORDS))
     save_checkpoint(tmp_path, "latest", model, {}, {"step": 3})
-    loaded, info = load_run(tmp_path)  # no "best" yet: "latest"
-    assert info["step"] == 3 and info["path"].name == "latest"
-    assert_same_tensors(weights_of(loaded), weights_of(model))
+    run = load_run(tmp_path)  # no "best" yet: "latest"
+    assert run.step == 3 and run.checkpoint.tag == "latest" and not run.model.has_memory
+    assert run.data == DataConfig() and run.train == TrainConfig()  # the defaults live in the dataclasses only
+    assert_same_tensors(weights_of(run.model), weights_of(model))
 
 
 class Killed(BaseException):
@@ -217,3 +219,7 @@ def test_find_runs(tmp_path):
     (tmp_path / "notes").mkdir()
     assert [p.name for p in find_runs(tmp_path)] == ["seed-0", "seed-2", "seed-10"]
     assert find_runs(tmp_path / "seed-2") == [tmp_path / "seed-2"]
+    assert expand(tmp_path) == find_runs(tmp_path)
+    for missing in (tmp_path / "missing", tmp_path / "notes"):  # no folder; a folder without runs
+        with pytest.raises(CheckpointError, match="pass a folder written by"):
+            expand(missing)

@@ -242,10 +242,10 @@ def test_copy_learns_to_zero_bit_errors(tmp_path):
     evals = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     evals = [row for row in evals if row["kind"] == "eval"]
     assert evals[0]["error"] > 1.0  # it did learn: far from zero at the first evaluation
-    model, info = load_copy_run(tmp_path / "run", "best")
+    model, saved = load_copy_run(tmp_path / "run", "best")
     task = CopyTask(config.task, config.curriculum, seed=5, eval_size=32)
     assert task.evaluate(model)["error"] < 0.5  # also on another set of test sequences
-    assert info["config"]["kind"] == "copy"
+    assert saved["kind"] == "copy"
 
 
 # ------------------------------------------------------------------------------------------------ CLI

@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from babi_dnc.controllers import FeedForwardController, LSTMController
-from babi_dnc.dnc import DNC, TRACE_KEYS, DNCCell, clip_gradient
+from babi_dnc.dnc import DNC, DNCCell, clip_gradient
+from babi_dnc.memory import TRACE_KEYS
 
 SIZES = dict(controller_size=16, memory_slots=8, word_size=5, read_heads=2)
 
@@ -29,7 +30,7 @@ def test_output_is_v_plus_projected_reads_and_controller_sees_previous_reads():
     seen = []
     cell.controller.register_forward_hook(lambda m, inp, out: seen.append((inp[0].detach(), out[0].detach())))
     x = torch.randn(2, 3, 6, dtype=torch.float64)
-    y, state, trace = model(x, trace=True)
+    y, state, trace = model.trace(x)
     # step 0 sees zero read vectors; step t sees r_{t-1} = M_{t-1}^T w^r_{t-1}
     assert torch.equal(seen[0][0][:, 6:], torch.zeros(2, 10, dtype=torch.float64))
     state_t, reads = model.initial_state(2), []
@@ -95,13 +96,13 @@ def test_padding_leaves_link_memory_and_precedence_bit_exact_and_passes_gradient
 
 def test_trace_has_every_quantity_per_step():
     model = make()
-    y, _, trace = model(torch.randn(2, 5, 6, dtype=torch.float64), trace=True)
-    assert set(trace) == set(TRACE_KEYS)
-    assert trace["write_weights"].shape == (2, 5, 8)
-    assert trace["read_weights"].shape == (2, 5, 2, 8)
-    assert trace["read_modes"].shape == (2, 5, 2, 3)
-    assert trace["forward_weights"].shape == trace["backward_weights"].shape == (2, 5, 2, 8)
-    assert trace["erase_vector"].shape == (2, 5, 5) and trace["write_gate"].shape == (2, 5)
+    y, _, trace = model.trace(torch.randn(2, 5, 6, dtype=torch.float64))
+    B, T, N, W, R = 2, 5, 8, 5, 2
+    shapes = {"write_weights": (N,), "read_weights": (R, N), "usage": (N,), "allocation": (N,), "free_gates": (R,),
+              "allocation_gate": (), "write_gate": (), "read_modes": (R, 3), "erase_vector": (W,),
+              "write_strength": (), "read_strengths": (R,), "forward_weights": (R, N), "backward_weights": (R, N)}
+    assert set(shapes) == set(TRACE_KEYS) and len(TRACE_KEYS) == len(set(TRACE_KEYS))
+    assert {k: tuple(v.shape) for k, v in trace.items()} == {k: (B, T, *s) for k, s in shapes.items()}
     torch.testing.assert_close(trace["read_modes"].sum(-1), torch.ones(2, 5, 2))
     assert not any(t.requires_grad for t in trace.values())
 

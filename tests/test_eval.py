@@ -337,7 +337,7 @@ def test_the_table_names_the_runs_set_and_warns_that_en_is_not_en_10k(runs):
     console.print(console_table(compare(results)))
     text = console.export_text()
     assert "bAbI en-10k, test error" in text and "Caveat" not in text
-    results[0].config["data"]["set_name"] = "en"  # as if trained on the 1k set
+    results[0].data_config.set_name = "en"  # as if trained on the 1k set
     console.print(console_table(compare(results)))
     text = console.export_text()
     assert "bAbI en, test error" in text and "bAbI en-10k," not in text

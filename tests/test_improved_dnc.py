@@ -194,7 +194,7 @@ def test_sharpness_reads_its_part_after_the_masks_and_sharpens_both_directions()
 def test_sharpness_is_a_model_option():
     config = ModelConfig(memory_slots=8, word_size=4, read_heads=2, controller_size=16, sharpness=True)
     model = build_model(config, 9)
-    assert model.core.cell.memory.sharpness and "link sharpness" in describe_model(dataclasses.asdict(config), True)
+    assert model.core.cell.memory.sharpness and "link sharpness" in describe_model(config, True)
     assert not build_model(preset("paper"), 9).core.cell.memory.sharpness  # the paper's DNC
 
 
@@ -303,7 +303,7 @@ def test_interface_norm_makes_the_step_blind_to_the_interface_weights_scale():
     config = ModelConfig(memory_slots=6, word_size=4, read_heads=2, controller_size=8, interface_norm=True)
     model = build_model(config, 9).eval()
     cell = model.core.cell
-    assert "interface layer norm" in describe_model(dataclasses.asdict(config), True)
+    assert "interface layer norm" in describe_model(config, True)
     ids = torch.randint(0, 9, (2, 7))
     with torch.no_grad():
         y, _ = model(ids)
@@ -319,4 +319,4 @@ def test_interface_norm_makes_the_step_blind_to_the_interface_weights_scale():
         assert not torch.allclose(y_plain, plain(ids)[0], atol=1e-3)  # the paper's DNC is not
     no_links = build_model(dataclasses.replace(config, links=False), 9)
     assert not no_links.core.cell.memory.links and "no temporal links" in describe_model(
-        dataclasses.asdict(dataclasses.replace(config, links=False)), True)
+        dataclasses.replace(config, links=False), True)

@@ -69,3 +69,30 @@ def test_no_two_modules_import_each_other():
     for m in sorted(graph):
         if m not in state:
             visit(m, [m])
+
+
+def _sources() -> dict[str, ast.AST]:
+    files = [p for package in PACKAGES for p in (ROOT / package).rglob("*.py")] + [ROOT / "app.py"]
+    files += list((ROOT / "scripts").glob("*.py"))
+    return {str(p.relative_to(ROOT)): ast.parse(p.read_text()) for p in files}
+
+
+def test_one_path_for_each_thing():
+    """A run is found and loaded only by runs.py; the run folder's log is named only by run_folder.py and read
+    through its read_metrics; a model is called one way, forward(ids, state, mask) -> (y, state), and traced
+    by its own .trace(...) (a `trace=` keyword would bring back outputs of two lengths and `len(out)` guards)."""
+    defined: dict[str, list[str]] = {}
+    log_named, trace_keywords = [], []
+    for name, tree in _sources().items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef):
+                defined.setdefault(node.name, []).append(name)
+            elif isinstance(node, ast.Constant) and node.value == "metrics.jsonl":
+                log_named.append(name)
+            elif isinstance(node, ast.Call) and any(k.arg == "trace" for k in node.keywords):
+                trace_keywords.append(f"{name}:{node.lineno}")
+    for function in ("expand", "load_run", "find_runs"):
+        assert defined[function] == ["babi_dnc/runs.py"], (function, defined[function])
+    assert not {"expand_runs", "load_trained"} & set(defined)
+    assert log_named == ["babi_dnc/run_folder.py"] and defined["read_metrics"] == ["babi_dnc/run_folder.py"]
+    assert trace_keywords == []

@@ -62,10 +62,10 @@ def test_an_exported_run_loads_like_the_run_without_its_optimiser(tiny_babi_dir,
     assert record["training_steps"] == 4 and record["hardware"] == "x"
     assert read_config(dest)["data"]["data_dir"] is None  # no path of the training machine
     assert not (dest / "checkpoints" / "best" / TRAINER).exists()
-    model, info = load_run(dest)
-    original, original_info = load_run(tmp_path / "run")
-    assert info["step"] == original_info["step"]
-    for (name, a), (_, b) in zip(model.state_dict().items(), original.state_dict().items(), strict=True):
+    shipped, original = load_run(dest), load_run(tmp_path / "run")
+    assert shipped.step == original.step and shipped.data.data_dir is None
+    for (name, a), (_, b) in zip(shipped.model.state_dict().items(), original.model.state_dict().items(),
+                                 strict=True):
         assert a.equal(b), name
 
 
@@ -75,8 +75,7 @@ def test_shipped_models_carry_their_provenance():
         record = provenance(f"pretrained:{name}")
         assert record["command"].startswith(f"babi-dnc train --model {name} --preset joint")
         assert record["training_minutes"] <= 150 and len(record["data_sha256"]) == 64
-        _, info = load_run(resolve_run(f"pretrained:{name}"))
-        assert info["step"] == record["step"]
+        assert load_run(resolve_run(f"pretrained:{name}")).step == record["step"]
 
 
 @needs_shipped

@@ -76,7 +76,7 @@ def test_think_steps_change_the_answers_but_not_the_other_steps():
 def test_the_trace_comes_back_at_the_story_steps():
     model = build_model(preset("tiny", think_steps=3), 9, answer_id=A)
     ids, mask = _story_batch()
-    _, _, trace = model(ids, mask=mask, trace=True)
+    _, _, trace = model.trace(ids, mask=mask)
     assert trace["write_weights"].shape[:2] == (3, 12)
 
 
@@ -85,4 +85,4 @@ def test_think_steps_config_checks_and_description():
         ModelConfig(think_steps=-1)
     with pytest.raises(ValueError, match="answer_id"):
         build_model(preset("tiny", think_steps=1), 9)
-    assert "2 think steps" in describe_model({**preset("tiny").to_dict(), "think_steps": 2}, details=True)
+    assert "2 think steps" in describe_model(preset("tiny", think_steps=2), details=True)

@@ -56,7 +56,7 @@ def test_models_map_word_ids_to_vocabulary_logits(kind, embedding):
     V = 9
     model = build_model(preset("tiny", model=kind, embedding=embedding), V)
     ids = torch.tensor([[0, 3, V, 8], [V, V, 1, 2]])  # V is the unknown word
-    logits, _, trace = model(ids, trace=True)
+    logits, _, trace = model.trace(ids)
     assert logits.shape == (2, 4, V)
     assert (trace["write_weights"].shape == (2, 4, 8)) if kind == "dnc" else trace == {}
     if embedding is None:  # one-hot: exactly V-way, the unknown word is the zero vector
@@ -305,10 +305,10 @@ def test_the_session_run_has_the_documented_layout(tiny_run):
     assert [r["step"] for r in evals] == [4, 8] and {"error", "error_task_1", "error_task_8"} <= set(evals[0])
     assert [r["step"] for r in metrics_rows(tiny_run, "train")] == list(range(1, 9))
     assert any((tiny_run / "tb").iterdir())
-    model, info = load_run(tiny_run)
+    run = load_run(tiny_run)
     best = min(evals, key=lambda r: r["error"])
-    assert info["step"] == best["step"] and info["metrics"]["error"] == best["error"]
-    assert info["vocab"].size == model.vocab_size
+    assert run.step == best["step"] and run.metrics["error"] == best["error"]
+    assert run.vocab.size == run.model.vocab_size and run.model.has_memory
 
 
 def test_shard_batch_gives_each_process_its_rows():

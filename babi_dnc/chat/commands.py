@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 from .. import viz
-from ..checkpoint import find_runs
 from ..data import (
     ENV_DATA,
     TASK_NAMES,
@@ -29,8 +28,7 @@ from ..data import (
 )
 from ..errors import CheckpointError, DataError, UserError
 from ..models import describe_model
-from ..pretrained import resolve_run
-from ..runs import load_run
+from ..runs import LoadedRun, expand, load_run
 from .replies import Rejected, Reply, verdict
 from .session import ChatConfig, StorySession
 
@@ -126,19 +124,16 @@ class ChatSession(StorySession):
         """
         if tag not in ("best", "latest"):
             raise CheckpointError(f"--checkpoint must be best or latest, not {tag!r}.")
-        runs = find_runs(resolve_run(run_dir))
-        if not runs:
-            raise CheckpointError(f"{run_dir} is not a run directory: pass a folder written by `babi-dnc train`.")
-        model, info = load_run(runs[0], tag=tag, device=device)
-        data = info["config"].get("data", {})
-        if data_dir is None and not os.environ.get(ENV_DATA) and data.get("data_dir"):
-            data_dir = data["data_dir"] if Path(data["data_dir"]).exists() else None
+        run = load_run(expand(run_dir)[0], tag=tag, device=device)
+        data = run.data
+        if data_dir is None and not os.environ.get(ENV_DATA) and data.data_dir:
+            data_dir = data.data_dir if Path(data.data_dir).exists() else None
         try:
-            tasks = parse_task_spec(data.get("tasks", "all"))
+            tasks = parse_task_spec(data.tasks)
         except DataError:
             tasks = None
-        return cls(model, info["vocab"], config=config, set_name=data.get("set_name", "en-10k"), tasks=tasks,
-                   data_dir=data_dir, seed=seed, description=describe_run(runs[0], info))
+        return cls(run.model, run.vocab, config=config, set_name=data.set_name, tasks=tasks, data_dir=data_dir,
+                   seed=seed, description=describe_run(run))
 
     def reset(self) -> None:
         """Forget the story (a fresh recurrent state and memory) and any example being told."""
@@ -342,11 +337,9 @@ COMMANDS: dict[str, Callable[[ChatSession, str], Reply]] = {
 }
 
 
-def describe_run(run_dir: Path, info: dict) -> str:
+def describe_run(run: LoadedRun) -> str:
     """ "DNC (memory 32 x 32, 2 read heads) from RUN, step 4000, validation error 0.3%, en-10k tasks 1"."""
-    kind = describe_model(info["config"].get("model", {}))
-    error = info.get("metrics", {}).get("error")
+    error = run.metrics.get("error")
     error_text = f", validation error {error:.1%}" if isinstance(error, int | float) else ""
-    data = info["config"].get("data", {})
-    task_text = f", trained on bAbI {data.get('set_name', '?')} tasks {data.get('tasks', '?')}"
-    return f"{kind} from {run_dir}, step {info.get('step', '?')}{error_text}{task_text}"
+    task_text = f", trained on bAbI {run.data.set_name} tasks {run.data.tasks}"
+    return f"{describe_model(run.model_config)} from {run.run_dir}, step {run.step}{error_text}{task_text}"

@@ -58,7 +58,7 @@ class StorySession:
         self.model, self.vocab = model.eval(), vocab
         self.config = config or ChatConfig()
         self.device = next(model.parameters()).device
-        self.has_memory = hasattr(getattr(model, "core", model), "memory")  # the DNC has one, the LSTM not
+        self.has_memory = model.has_memory
         self.reads_back = getattr(model, "reader", None) is not None  # a backward reader (reader.py)
         self.slots: int | None = None  # /slots N; None = auto
         self.reset()
@@ -87,14 +87,15 @@ class StorySession:
     def _step(self, tokens: list[str]) -> torch.Tensor:
         """Feed tokens to the model, carrying the state; returns the answer probabilities [T, V]."""
         ids = torch.tensor([self.vocab.encode(tokens)], device=self.device)  # [1, T]
-        out = self.model(ids, state=self.state, trace=self.has_memory)
-        self.state = out[1]
-        if self.has_memory and out[2]:
-            self._traces.append((list(tokens), out[2]))
+        if self.has_memory:
+            logits, self.state, trace = self.model.trace(ids, state=self.state)
+            self._traces.append((list(tokens), trace))
             while sum(len(t) for t, _ in self._traces) > self.config.trace_steps and len(self._traces) > 1:
                 self._traces.pop(0)
+        else:
+            logits, self.state = self.model(ids, state=self.state)
         self.tokens.extend(tokens)
-        return out[0][0].float().softmax(-1)  # [T, V]
+        return logits[0].float().softmax(-1)  # [T, V]
 
     def _has_statement(self, text: str) -> bool:
         """Does the (accepted) line hold a statement?"""

@@ -17,12 +17,12 @@ analysis and provenance.
 from .analysis import error_analysis, format_story
 from .document import to_html, to_markdown, write_report
 from .export import to_json
-from .plots import plot_task_errors, plot_training_curves, read_metrics
+from .plots import metrics_frame, plot_task_errors, plot_training_curves
 from .provenance import git_commit, provenance
 from .tables import Cell, Table, comparison_table, console_table
 
 __all__ = [
     "console_table", "comparison_table", "write_report", "to_json", "provenance", "error_analysis", "format_story",
-    "plot_task_errors", "plot_training_curves", "read_metrics", "git_commit", "to_markdown", "to_html", "Cell",
+    "plot_task_errors", "plot_training_curves", "metrics_frame", "git_commit", "to_markdown", "to_html", "Cell",
     "Table",
 ]

@@ -81,8 +81,8 @@ def plot_task_errors(comparison: Comparison, path: str | Path) -> Path:
     return _save(fig, Path(path))
 
 
-def read_metrics(run_dir: str | Path) -> pd.DataFrame:
-    """RUN/metrics.jsonl as a DataFrame (unreadable lines skipped; empty if there is no log)."""
+def metrics_frame(run_dir: str | Path) -> pd.DataFrame:
+    """RUN/metrics.jsonl (run_folder.read_metrics) as a DataFrame (empty if there is no log)."""
     rows = [row for row in run_folder.read_metrics(run_dir) if "step" in row and "kind" in row]
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["step", "kind"])
 
@@ -97,7 +97,7 @@ def plot_training_curves(comparison: Comparison, path: str | Path) -> Path | Non
     for c in comparison.ours:
         color = colors[c.key][0]
         for j, r in enumerate(c.results):
-            m = read_metrics(r.run_dir)
+            m = metrics_frame(r.run_dir)
             style = ("-", "--", ":", "-.")[j % 4]
             name = f"{c.label} {r.label}" if len(c.results) > 1 else c.label
             train = m[m["kind"] == "train"].dropna(subset=["loss"]) if "loss" in m else m.iloc[:0]

@@ -260,7 +260,7 @@ def runs_table(comparison: Comparison) -> Table:
     for c in comparison.ours:
         for r in c.results:
             t = task_errors(r.questions)
-            size = describe_model(r.config.get("model", {}), details=True)
+            size = describe_model(r.model_config, details=True)
             rows.append({"model": c.label, "run": r.label, "size": size, "seed": r.seed,
                          "checkpoint": f"{r.checkpoint} @ step {r.step:,}",
                          "questions": f"{int(t['questions'].sum()):,}",

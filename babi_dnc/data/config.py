@@ -1,0 +1,40 @@
+"""Which bAbI data a run trains on: one dataclass, saved as config.json["data"], and the one loader it keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import JsonConfig
+from .loading import BabiData, load_babi
+from .vocab import Vocabulary
+
+
+@dataclass
+class DataConfig(JsonConfig):
+    """Which bAbI data to train on; saved as config.json["data"]."""
+
+    set_name: str = "en-10k"  # "en-10k" or "en"
+    tasks: str = "all"  # "all" or a list such as "1,2,5-7"
+    data_dir: str | None = None  # None: env BABI_DNC_DATA, else the Hugging Face Hub
+    valid_fraction: float = 0.1
+    seed: int = 0  # the validation split; the same for every training seed
+    valid_stories: int | None = None  # validate on the first N validation stories of each task (None: all)
+    # where an en-10k training file is missing (task 3 in some copies), train on the en (1k) one of the task
+    fallback_1k: bool = False
+    # task 16's training stories rewritten so that its most-common-colour shortcut no longer pays
+    # (Franke et al. 2018; data/induction.py); validation and test stories are never rewritten
+    augment_16: bool = False
+
+    def loading_key(self, data_dir: str | Path | None = None) -> tuple:
+        """What decides the loaded data: every field but valid_stories (a validation setting), the folder."""
+        fields = {k: v for k, v in self.to_dict().items() if k not in ("valid_stories", "data_dir")}
+        return tuple(sorted(fields.items())) + (str(data_dir or self.data_dir),)
+
+
+def load_data(dc: DataConfig, vocab: Vocabulary | None = None, data_dir: str | Path | None = None) -> BabiData:
+    """The bAbI data a run's DataConfig names, with its saved vocabulary when given, from `data_dir` when
+    given (else the config's): the one path by which training and evaluation load a run's data."""
+    return load_babi(set_name=dc.set_name, tasks=dc.tasks, data_dir=data_dir or dc.data_dir,
+                     valid_fraction=dc.valid_fraction, seed=dc.seed, vocab=vocab, fallback_1k=dc.fallback_1k,
+                     augment_16=dc.augment_16)
