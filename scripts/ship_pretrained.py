@@ -14,8 +14,8 @@ import argparse
 import subprocess
 import warnings
 
-from babi_dnc.data.config import DataConfig, load_data
 from babi_dnc.checkpoint import read_config
+from babi_dnc.data.config import DataConfig, load_data
 from babi_dnc.pretrained import export_run, pretrained_root
 
 
