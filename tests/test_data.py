@@ -1,11 +1,14 @@
 """bAbI data: parser, tokenizer, the paper's encoding, vocabulary, sources (folder, .tar.gz, Hub),
 validation split, batches, statistics and the `data` command. Everything but the last test uses tiny
-hand-written files; the last one checks the real en-10k counts when ../shared holds them."""
+hand-written files; the last one checks the real en-10k counts where the real files are found
+(conftest.REAL_BABI)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import subprocess
 import tarfile
 import warnings
 from pathlib import Path
@@ -36,7 +39,7 @@ from babi_dnc.data import (
 )
 from babi_dnc.errors import DataError, UserError, VocabularyError
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared/data/babi/tasks_1-20_v1-2"
+from .conftest import REAL_BABI, find_real_babi, needs_real_babi
 
 # ------------------------------------------------------------------------------------ tiny files
 
@@ -551,12 +554,34 @@ def test_data_command_json_and_table(folder, tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------------ the real files
 
 
-@pytest.mark.skipif(not (REAL / "en-10k").is_dir(), reason="no local bAbI copy in ../shared")
+def test_the_real_files_are_found_by_the_makefiles_rule(tmp_path):
+    """$BABI_DNC_DATA first (the folder or its parent), else the ../shared copy; a set but unusable path
+    finds nothing (as `make DATA=...` would use it)."""
+    folder = tmp_path / "data" / "tasks_1-20_v1-2"
+    (folder / "en-10k").mkdir(parents=True)
+    shared = tmp_path / "shared" / "tasks_1-20_v1-2"
+    (shared / "en-10k").mkdir(parents=True)
+    assert find_real_babi(str(folder), shared) == folder
+    assert find_real_babi(str(folder.parent), shared) == folder
+    assert find_real_babi(None, shared) == find_real_babi("", shared) == shared
+    assert find_real_babi(str(tmp_path / "nowhere"), shared) is None
+    assert find_real_babi(None, tmp_path / "nowhere") is None
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+def test_make_test_passes_data_to_the_tests():
+    root = Path(__file__).resolve().parents[1]
+    dry_run = subprocess.run(["make", "-n", "-C", str(root), "test", "DATA=/some/tasks_1-20_v1-2"],
+                             capture_output=True, text=True, check=True).stdout
+    assert 'BABI_DNC_DATA="/some/tasks_1-20_v1-2"' in next(line for line in dry_run.splitlines() if "pytest" in line)
+
+
+@needs_real_babi
 def test_real_en10k_counts_and_vocabulary():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        data = load_babi("en-10k", tasks="all", data_dir=REAL)  # default cache: fast after the first run
-    present = {n for n in TASK_NAMES if (REAL / babi.task_file("en-10k", n, "train")).is_file()}
+        data = load_babi("en-10k", tasks="all", data_dir=REAL_BABI)  # default cache: fast after the first run
+    present = {n for n in TASK_NAMES if (REAL_BABI / babi.task_file("en-10k", n, "train")).is_file()}
     expected_missing = sorted(babi.task_file("en-10k", n, "train") for n in TASK_NAMES if n not in present)
     assert sorted(data.missing) == expected_missing
     if expected_missing:
@@ -573,7 +598,7 @@ def test_real_en10k_counts_and_vocabulary():
     # the vocabulary, counted independently from the raw training files: 156 words + '.', '?', '-'
     words = set()
     for task in present:
-        for line in (REAL / babi.task_file("en-10k", task, "train")).read_text().splitlines():
+        for line in (REAL_BABI / babi.task_file("en-10k", task, "train")).read_text().splitlines():
             text, *rest = line.split(" ", 1)[1].split("\t")
             words.update(text.lower().replace(".", " ").replace("?", " ").split())
             if rest:
