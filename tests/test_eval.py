@@ -331,6 +331,22 @@ def test_a_task_without_training_stories_is_shown_but_left_out_of_the_means(runs
     assert f"{ours.failed:.0f} of 1 tasks failed" in summary  # the failed count is out of the scored tasks
 
 
+def test_eval_of_some_tasks_warns_only_about_their_files(runs, tiny_babi_dir, tmp_path):
+    """`eval --tasks 1` of a run trained on tasks 1 and 8 says nothing of task 8's missing training file."""
+    data = tmp_path / "tasks_1-20_v1-2"
+    shutil.copytree(tiny_babi_dir, data)
+    for f in data.rglob("qa8_*_train.txt"):
+        f.unlink()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results, failures = evaluate_runs([runs["lstm"]], EvalConfig(device="cpu", data_dir=str(data), tasks=[1]))
+    assert not failures and results[0].tasks == [1] and results[0].untrained == []
+    said = " ".join(results[0].notes + [str(w.message) for w in caught])
+    assert "qa8" not in said and "task 8" not in said, said
+    result = runner.invoke(app.app, ["eval", str(runs["lstm"]), "--tasks", "1", "--data-dir", str(data)])
+    assert result.exit_code == 0 and "qa8" not in result.output, result.output
+
+
 def test_the_table_names_the_runs_set_and_warns_that_en_is_not_en_10k(runs):
     results, _ = evaluate_runs([runs["lstm"]], EvalConfig(device="cpu"))
     console = Console(width=250, record=True)
