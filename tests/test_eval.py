@@ -235,6 +235,20 @@ def test_console_table_marks_failed_cells_and_says_subset(runs, monkeypatch):
     assert flattened == []
 
 
+def test_a_piped_eval_says_how_far_it_is(report, runs, monkeypatch):
+    """Without a terminal (a log, a pipe) no bar shows: each run's stories are counted in plain lines, when
+    it starts, at least every PROGRESS_LINE_SECONDS, and when it is done; then the report's writing."""
+    for label in ("dnc/seed-0", "dnc/seed-1", "lstm"):
+        assert re.search(rf"^{label} \(test\): \d+ stories$", report["stderr"], flags=re.M), report["stderr"]
+        assert re.search(rf"^{label} \(test\): (\d+)/\1 stories, done$", report["stderr"], flags=re.M)
+    assert "writing the report to" in report["stderr"]
+    monkeypatch.setattr("cli.common.PROGRESS_LINE_SECONDS", 0.0)
+    result = runner.invoke(app.app, ["eval", str(runs["lstm"]), "--batch-size", "4", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    counts = re.findall(r"^lstm \(test\): (\d+)/(\d+) stories", result.stderr, flags=re.M)
+    assert len(counts) >= 3 and [int(d) for d, _ in counts] == sorted(int(d) for d, _ in counts), result.stderr
+
+
 def test_checkpoint_and_split_options(runs):
     result = runner.invoke(app.app, ["eval", str(runs["lstm"]), "--checkpoint", "latest", "--split", "valid",
                                      "--tasks", "8", "--json", "--device", "cpu"])
