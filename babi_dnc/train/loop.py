@@ -34,7 +34,7 @@ from .config import TrainConfig
 from .distributed import DistEnv, batch_rows, init_distributed, resolve_device, shard_batch, to_device
 from .log import MetricsLog
 from .optim import LRSchedule, make_optimizer
-from .progress import ProgressDisplay
+from .progress import ProgressDisplay, slow_start_note
 from .rng import rng_state, seed_everything, set_rng_state
 from .signals import StopFlag
 
@@ -175,6 +175,9 @@ class Trainer:
             self.display.note("resuming" + where, style="")
         else:
             self.display.line("training" + where)
+        slow = slow_start_note(self.raw, self.cfg.compile, self.device)
+        if slow:
+            self.display.line(slow)
         self.window = Window()  # the speed counts from here
 
     def elapsed(self) -> float:
