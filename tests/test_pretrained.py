@@ -73,6 +73,11 @@ def test_shipped_models_carry_their_provenance():
         assert info["step"] == record["step"]
 
 
+# The README's stated reproduction tolerance: within one question per task (0.1 point of 1,000 test questions);
+# another CPU's float rounding can flip a near-tie answer (tasks 3 and 7 differed by one on an Intel CPU).
+REPRODUCED_WITHIN_QUESTIONS = 1
+
+
 @needs_shipped
 def test_a_re_evaluation_matches_the_committed_numbers():
     committed = pd.read_csv(RESULTS)
@@ -84,7 +89,8 @@ def test_a_re_evaluation_matches_the_committed_numbers():
         for task in (1, 20):
             row = committed[(committed["run"] == run) & (committed["task"] == task)].iloc[0]
             got = runs[run]["tasks"][str(task)]
-            assert (got["questions"], got["wrong"]) == (row["questions"], row["wrong"]), (run, task)
+            assert got["questions"] == row["questions"], (run, task)
+            assert abs(got["wrong"] - row["wrong"]) <= REPRODUCED_WITHIN_QUESTIONS, (run, task, got, row)
 
 
 def test_the_readme_table_shows_the_committed_numbers():
