@@ -414,24 +414,77 @@ def test_missing_files_are_named_and_the_rest_works(tmp_path):
 # ------------------------------------------------------------------------------------ Hugging Face Hub
 
 
-def test_hub_download_is_used_by_default(folder, tmp_path, monkeypatch):
+HUB_FILE = {"repo_id": "facebook/babi_qa", "repo_type": "dataset", "filename": "data/tasks_1-20_v1-2.tar.gz"}
+
+
+class FakeHub:
+    """hf_hub_download and the Hub's session, recorded: the archive is in the cache or not, and the Hub
+    answers or not."""
+
+    def __init__(self, archive: Path, cached: bool, online: bool):
+        self.archive, self.cached, self.online = archive, cached, online
+        self.downloads, self.requests = [], 0
+
+    def download(self, **kwargs):
+        self.downloads.append(kwargs)
+        if kwargs.get("local_files_only") and not self.cached:
+            raise sources.LocalEntryNotFoundError("not in the cache")
+        assert kwargs.get("local_files_only") or self.online, "a download while the Hub cannot be reached"
+        return str(self.archive)
+
+    def head(self, url, timeout):
+        self.requests += 1
+        assert timeout <= 10
+        if not self.online:
+            raise ConnectionError("Name or service not known")
+
+
+@pytest.fixture
+def hub(folder, tmp_path, monkeypatch):
+    """Install a FakeHub: hub(cached=..., online=...) -> it."""
     snapshot = tmp_path / "hub" / "datasets--facebook--babi_qa" / "snapshots" / ("ab" * 20) / "data"
     snapshot.mkdir(parents=True)
     archive = make_tar(folder, snapshot / "tasks_1-20_v1-2.tar.gz")
-    calls = []
-
-    def fake_download(**kwargs):
-        calls.append(kwargs)
-        return str(archive)
-
     monkeypatch.delenv("BABI_DNC_DATA", raising=False)
-    monkeypatch.setattr(sources, "hf_hub_download", fake_download)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+    def install(cached: bool, online: bool) -> FakeHub:
+        fake = FakeHub(archive, cached, online)
+        monkeypatch.setattr(sources, "hf_hub_download", fake.download)
+        monkeypatch.setattr(sources, "get_session", lambda: fake)
+        return fake
+
+    return install
+
+
+def test_the_hub_archive_is_taken_from_the_cache_without_asking_the_hub(hub, tmp_path):
+    fake = hub(cached=True, online=False)
     data = load(None, tmp_path)
-    assert calls == [{"repo_id": "facebook/babi_qa", "repo_type": "dataset",
-                      "filename": "data/tasks_1-20_v1-2.tar.gz"}]
+    assert fake.downloads == [{**HUB_FILE, "local_files_only": True}] and fake.requests == 0
     assert data.source["kind"] == "hub" and data.source["revision"] == "ab" * 20
-    assert data.source["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert data.source["sha256"] == hashlib.sha256(fake.archive.read_bytes()).hexdigest()
     assert len(data.train) + len(data.valid) == 50
+
+
+def test_the_hub_archive_is_downloaded_once_the_hub_answers(hub, tmp_path):
+    fake = hub(cached=False, online=True)
+    assert load(None, tmp_path).source["kind"] == "hub"
+    assert fake.downloads == [{**HUB_FILE, "local_files_only": True}, HUB_FILE] and fake.requests == 1
+
+
+@pytest.mark.parametrize("offline_mode", [True, False])
+def test_offline_the_hub_is_given_up_at_once_in_one_sentence(hub, tmp_path, monkeypatch, offline_mode):
+    """No retries: under HF_HUB_OFFLINE the Hub is not asked at all; unreachable, it is asked once."""
+    fake = hub(cached=False, online=False)
+    if offline_mode:
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DataError) as info:
+        sources.resolve_source(None)
+    message = str(info.value)
+    assert ("HF_HUB_OFFLINE is set" in message) is offline_mode
+    assert ("the Hub cannot be reached: ConnectionError" in message) is not offline_mode
+    assert "--data-dir" in message and message.count(". ") == 0 and message.endswith(".")
+    assert fake.requests == (0 if offline_mode else 1) and len(fake.downloads) == 1  # the cache lookup only
 
 
 @pytest.mark.parametrize("error", [OSError("Name or service not known"), RuntimeError()])
