@@ -126,8 +126,9 @@ def test_the_shipped_dnc_answers_in_chat_what_eval_scores():
 
 
 @needs_shipped
-def test_chat_without_a_run_answers_a_story_with_the_shipped_dnc():
-    story = ROOT / "stories" / "01-single-supporting-fact.txt"
-    result = runner.invoke(app.app, ["chat", "--story", str(story), "--data-dir", str(REAL_BABI)])
+def test_chat_without_a_run_answers_a_story_with_the_shipped_dnc(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the README's stories/ path, from a folder without it: the shipped story
+    story = "stories/01-single-supporting-fact.txt"
+    result = runner.invoke(app.app, ["chat", "--story", story, "--data-dir", str(REAL_BABI)])
     assert result.exit_code == 0, result.output
     assert "Where is Sandra?" in result.output and "accuracy:" in result.output
