@@ -2,6 +2,7 @@
 #   make run    create .venv, install babi-dnc, then run the main job (copy-task sanity check, a short
 #               training run with live progress, the 20-task report of the shipped DNC and LSTM, a story)
 #   make test   create .venv, install babi-dnc with its test tools, then lint and run the whole test suite
+#               (the tests of the real files and the shipped models run where DATA finds the bAbI folder)
 # Options: PYTHON=python3.11  TORCH="torch==2.13.0"  DATA=/path/to/tasks_1-20_v1-2 (default: $BABI_DNC_DATA,
 # then a local ../shared copy if there is one, else the Hugging Face Hub).
 
@@ -35,7 +36,7 @@ run: setup
 
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	BABI_DNC_DATA="$(DATA)" $(BIN)/python -m pytest -q  # the real-data tests find DATA (tests/conftest.py)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -204,6 +204,10 @@ class DNC(nn.Module):
         sequence length, and the fused step is faster on a CPU (BENCHMARKS.md). Traced runs stay uncompiled."""
         if any(p.device.type == "cpu" for p in self.parameters()):
             cpu_link_kernel()  # build (or load) the CPU link kernel now: its build cannot be traced
+        with warnings.catch_warnings():  # torch's mkldnn helpers, which Inductor imports, define a ScriptModule
+            warnings.filterwarnings(  # with the deprecated torch.jit.script_method: imported now, without its warning
+                "ignore", message=".*torch.jit.script_method", category=DeprecationWarning)
+            import torch.utils.mkldnn  # noqa: F401
         self._compiled_step = torch.compile(self.core_step, **options)
 
     def core_step(self, x: Tensor, state: DNCState, keep: Tensor | None = None, trace: dict | None = None):

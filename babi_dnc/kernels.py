@@ -119,6 +119,11 @@ def cpu_link_kernel() -> bool:
                       "Install a C++ compiler to get it")
 
 
+def cpu_link_kernel_pending() -> bool:
+    """Whether the next CPU memory step first loads (or, on a machine's first run, builds) the CPU kernel."""
+    return not _state["tried"] and not _switched_off(ENV_SWITCH)
+
+
 def status() -> str:
     """One line for logs and `bench`: whether the kernel is in use, and why not."""
     if not _state["tried"]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 
 import typer
 from rich.console import Console
@@ -46,6 +47,26 @@ def print_error(message: str) -> None:
 def print_warning(message: str) -> None:
     """One yellow 'warning:' line on stderr."""
     err_console.print(Text.assemble(("warning: ", "yellow"), plain(message)), soft_wrap=True)
+
+
+PROGRESS_LINE_SECONDS = 20.0  # where no bar shows (a log, a pipe), a progress line at least this often
+
+
+class ProgressLines:
+    """Progress as plain lines on stderr, for a log or a pipe where a rich bar does not show: a line when an
+    item starts, one every PROGRESS_LINE_SECONDS while it runs, and one when it is done."""
+
+    def __init__(self, unit: str):
+        self.unit, self.label, self.last = unit, None, 0.0
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if label != self.label:
+            self.label, self.last = label, now
+            say(f"{label}: {total:,} {self.unit}", stderr=True)
+        if done >= total or now - self.last >= PROGRESS_LINE_SECONDS:
+            self.last = now
+            say(f"{label}: {done:,}/{total:,} {self.unit}" + (", done" if done >= total else ""), stderr=True)
 
 
 def show_warnings(message, category, *args, **kwargs) -> None:

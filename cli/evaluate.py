@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import sys
@@ -12,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from .common import console, err_console, plain, print_error, print_warning, say
+from .common import ProgressLines, console, err_console, plain, print_error, print_warning, say
 
 
 def _eval_config(split: str, data_dir: Path | None, checkpoint: str, device: str, batch_size: int = 64,
@@ -22,6 +23,28 @@ def _eval_config(split: str, data_dir: Path | None, checkpoint: str, device: str
 
     return EvalConfig(split=split, data_dir=data_dir, checkpoint=checkpoint, device=device, batch_size=batch_size,
                       tasks=parse_task_spec(tasks) if tasks else None)
+
+
+@contextlib.contextmanager
+def _progress(split: str, runs: int):
+    """progress(label, done, total) of an evaluation's stories: a rich bar per run on a terminal; plain lines
+    in a log or a pipe, so that a long evaluation is never silent there."""
+    if not err_console.is_terminal:
+        say(f"evaluating {runs} run{'s' if runs > 1 else ''} on the {split} split (each loads its data first)",
+            stderr=True)
+        lines = ProgressLines("stories")
+        yield lambda label, done, total: lines(f"{label} ({split})", done, total)
+        return
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err_console, transient=True) as bar:
+        bars: dict[str, int] = {}
+
+        def progress(label: str, done: int, total: int) -> None:
+            if label not in bars:
+                bars[label] = bar.add_task(f"{label} ({split})", total=total)
+            bar.update(bars[label], completed=done)
+
+        yield progress
 
 
 def eval_command(
@@ -55,19 +78,9 @@ def eval_command(
     config = _eval_config(split, data_dir, checkpoint, device, batch_size, tasks)
     if report is not None:
         ensure_folder(report, "--report")  # before the evaluation, not after it
-    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
-        bars: dict[str, int] = {}
-
-        def progress(label: str, done: int, total: int) -> None:
-            if label not in bars:
-                bars[label] = bar.add_task(f"{label} ({split})", total=total)
-            bar.update(bars[label], completed=done)
-
-        def on_error(path: Path, message: str) -> None:
-            print_error(message)
-
-        results, failures = evaluate_runs(runs, config, on_error=on_error, progress=progress)
+    with _progress(split, len(runs)) as progress:
+        results, failures = evaluate_runs(runs, config, on_error=lambda path, message: print_error(message),
+                                          progress=progress)
     if not results:
         if as_json:
             print(json.dumps({"runs": [], "errors": [{"run": str(p), "message": m} for p, m in failures]}, indent=2))
@@ -81,6 +94,7 @@ def eval_command(
     else:
         console.print(reports.console_table(comparison))
     if report is not None:
+        say(f"writing the report to {report} (tables, plots, a memory plot per story task)", stderr=True)
         command = shlex.join(["babi-dnc", *sys.argv[1:]])
         paths = reports.write_report(comparison, report, reports.provenance(comparison, command),
                                      story_tasks=parse_task_spec(story_tasks) if story_tasks else None)

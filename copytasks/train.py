@@ -197,6 +197,10 @@ class CopyTask:
         bits = "n/a" if self._bits_ema is None else f"{self._bits_ema.item():.2f}"
         return {"bits/seq": bits, "level": self.curriculum.describe()}
 
+    def format_error(self, error: float) -> str:
+        """The validation error for the progress: bit errors per sequence, not a share."""
+        return f"{error:.3f} bit errors/seq"
+
     def summary(self, metrics: dict[str, float]) -> str:
         """The log line of an evaluation (the level is the one evaluated, before any advance)."""
         c, m = self.config, metrics

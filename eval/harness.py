@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from babi_dnc.data import (
     Vocabulary,
     format_task_spec,
     iterate_batches,
+    parse_task_spec,
     select_tasks,
     tasks_in,
 )
@@ -210,6 +211,9 @@ def load_split(data: DataConfig, vocab: Vocabulary, eval_config: EvalConfig,
                cache: dict | None = None) -> tuple[BabiData, list[str]]:
     """The run's bAbI data (its set, tasks, validation split) encoded with its vocabulary, and the warnings
     met while loading. `cache` (a dict) shares loads between runs with the same settings."""
+    wanted = [t for t in parse_task_spec(data.tasks) if t in (eval_config.tasks or ())]
+    if wanted:  # --tasks: only those are loaded (and warned about); none of the run's: evaluate_run says so
+        data = replace(data, tasks=format_task_spec(wanted))
     key = (data.loading_key(eval_config.data_dir), vocab.fingerprint())
     if cache is not None and key in cache:
         return cache[key]

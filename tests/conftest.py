@@ -6,10 +6,13 @@
 - `tiny_run`: a run directory trained once per session with the tiny DNC preset (a few seconds); it has
   config.json, vocab.json, metrics.jsonl and checkpoints/latest and checkpoints/best.
 - `ToyTask`: a synthetic Task (random ids, answers at random steps) for loop tests that need no data.
+- `REAL_BABI` / `needs_real_babi`: the real bAbI folder (the Makefile's rule: $BABI_DNC_DATA, which
+  `make test DATA=...` sets, else the copy in ../shared) and the skip mark of the tests that read it.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import warnings
 from pathlib import Path
@@ -21,6 +24,23 @@ NAMES = ["Mary", "John", "Daniel", "Sandra"]
 PLACES = ["bathroom", "hallway", "garden", "office", "kitchen", "bedroom"]
 MOVES = ["moved to", "went to", "journeyed to", "travelled to", "went back to"]
 OBJECTS = ["apple", "football", "milk"]
+SHARED_BABI = Path(__file__).resolve().parents[2] / "shared" / "data" / "babi" / "tasks_1-20_v1-2"
+
+
+def find_real_babi(env_value: str | None, shared: Path = SHARED_BABI) -> Path | None:
+    """The real bAbI folder, by the Makefile's rule (DATA ?= $BABI_DNC_DATA, else the ../shared copy): the
+    environment's path when it is set, else `shared`; a `tasks_1-20_v1-2` folder or its parent, holding
+    en-10k/. None where that path is no such folder (an archive too: these tests read the files)."""
+    candidate = Path(env_value).expanduser() if env_value else shared
+    for folder in (candidate, candidate / "tasks_1-20_v1-2"):
+        if (folder / "en-10k").is_dir():
+            return folder
+    return None
+
+
+REAL_BABI = find_real_babi(os.environ.get("BABI_DNC_DATA"))
+needs_real_babi = pytest.mark.skipif(REAL_BABI is None, reason="no real bAbI en-10k folder: set BABI_DNC_DATA "
+                                     "(make test DATA=PATH) or put one in ../shared/data/babi/tasks_1-20_v1-2")
 
 
 def _task1_story(rng: random.Random) -> list[str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 
 import pytest
 import torch
@@ -246,6 +248,18 @@ def test_copy_learns_to_zero_bit_errors(tmp_path):
     task = CopyTask(config.task, config.curriculum, seed=5, eval_size=32)
     assert task.evaluate(model)["error"] < 0.5  # also on another set of test sequences
     assert saved["kind"] == "copy"
+
+
+def test_the_progress_shows_bit_errors_per_sequence_not_a_percentage(tmp_path, capsys):
+    """The validation error of the copy tasks is bit errors per sequence (any number >= 0): the progress
+    lines (plain, as when piped) say so, where bAbI's show a percentage."""
+    config = small_copy_config(tmp_path / "run", max_steps=4)
+    config.plots = False
+    config.train = dataclasses.replace(config.train, eval_every=2, log_every=2, progress=True)
+    train_copy(config)
+    lines = [line for line in capsys.readouterr().err.splitlines() if " val " in line]
+    assert any(re.search(r" val \d+\.\d{3} bit errors/seq \(best \d+\.\d{3} bit errors/seq\)", line) for line in lines)
+    assert not any(re.search(r" val [\d.]+%", line) for line in lines), lines
 
 
 # ------------------------------------------------------------------------------------------------ CLI

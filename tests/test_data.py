@@ -1,11 +1,14 @@
 """bAbI data: parser, tokenizer, the paper's encoding, vocabulary, sources (folder, .tar.gz, Hub),
 validation split, batches, statistics and the `data` command. Everything but the last test uses tiny
-hand-written files; the last one checks the real en-10k counts when ../shared holds them."""
+hand-written files; the last one checks the real en-10k counts where the real files are found
+(conftest.REAL_BABI)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import subprocess
 import tarfile
 import warnings
 from pathlib import Path
@@ -36,7 +39,7 @@ from babi_dnc.data import (
 )
 from babi_dnc.errors import DataError, UserError, VocabularyError
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared/data/babi/tasks_1-20_v1-2"
+from .conftest import REAL_BABI, find_real_babi, needs_real_babi
 
 # ------------------------------------------------------------------------------------ tiny files
 
@@ -411,24 +414,77 @@ def test_missing_files_are_named_and_the_rest_works(tmp_path):
 # ------------------------------------------------------------------------------------ Hugging Face Hub
 
 
-def test_hub_download_is_used_by_default(folder, tmp_path, monkeypatch):
+HUB_FILE = {"repo_id": "facebook/babi_qa", "repo_type": "dataset", "filename": "data/tasks_1-20_v1-2.tar.gz"}
+
+
+class FakeHub:
+    """hf_hub_download and the Hub's session, recorded: the archive is in the cache or not, and the Hub
+    answers or not."""
+
+    def __init__(self, archive: Path, cached: bool, online: bool):
+        self.archive, self.cached, self.online = archive, cached, online
+        self.downloads, self.requests = [], 0
+
+    def download(self, **kwargs):
+        self.downloads.append(kwargs)
+        if kwargs.get("local_files_only") and not self.cached:
+            raise sources.LocalEntryNotFoundError("not in the cache")
+        assert kwargs.get("local_files_only") or self.online, "a download while the Hub cannot be reached"
+        return str(self.archive)
+
+    def head(self, url, timeout):
+        self.requests += 1
+        assert timeout <= 10
+        if not self.online:
+            raise ConnectionError("Name or service not known")
+
+
+@pytest.fixture
+def hub(folder, tmp_path, monkeypatch):
+    """Install a FakeHub: hub(cached=..., online=...) -> it."""
     snapshot = tmp_path / "hub" / "datasets--facebook--babi_qa" / "snapshots" / ("ab" * 20) / "data"
     snapshot.mkdir(parents=True)
     archive = make_tar(folder, snapshot / "tasks_1-20_v1-2.tar.gz")
-    calls = []
-
-    def fake_download(**kwargs):
-        calls.append(kwargs)
-        return str(archive)
-
     monkeypatch.delenv("BABI_DNC_DATA", raising=False)
-    monkeypatch.setattr(sources, "hf_hub_download", fake_download)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+    def install(cached: bool, online: bool) -> FakeHub:
+        fake = FakeHub(archive, cached, online)
+        monkeypatch.setattr(sources, "hf_hub_download", fake.download)
+        monkeypatch.setattr(sources, "get_session", lambda: fake)
+        return fake
+
+    return install
+
+
+def test_the_hub_archive_is_taken_from_the_cache_without_asking_the_hub(hub, tmp_path):
+    fake = hub(cached=True, online=False)
     data = load(None, tmp_path)
-    assert calls == [{"repo_id": "facebook/babi_qa", "repo_type": "dataset",
-                      "filename": "data/tasks_1-20_v1-2.tar.gz"}]
+    assert fake.downloads == [{**HUB_FILE, "local_files_only": True}] and fake.requests == 0
     assert data.source["kind"] == "hub" and data.source["revision"] == "ab" * 20
-    assert data.source["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert data.source["sha256"] == hashlib.sha256(fake.archive.read_bytes()).hexdigest()
     assert len(data.train) + len(data.valid) == 50
+
+
+def test_the_hub_archive_is_downloaded_once_the_hub_answers(hub, tmp_path):
+    fake = hub(cached=False, online=True)
+    assert load(None, tmp_path).source["kind"] == "hub"
+    assert fake.downloads == [{**HUB_FILE, "local_files_only": True}, HUB_FILE] and fake.requests == 1
+
+
+@pytest.mark.parametrize("offline_mode", [True, False])
+def test_offline_the_hub_is_given_up_at_once_in_one_sentence(hub, tmp_path, monkeypatch, offline_mode):
+    """No retries: under HF_HUB_OFFLINE the Hub is not asked at all; unreachable, it is asked once."""
+    fake = hub(cached=False, online=False)
+    if offline_mode:
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DataError) as info:
+        sources.resolve_source(None)
+    message = str(info.value)
+    assert ("HF_HUB_OFFLINE is set" in message) is offline_mode
+    assert ("the Hub cannot be reached: ConnectionError" in message) is not offline_mode
+    assert "--data-dir" in message and message.count(". ") == 0 and message.endswith(".")
+    assert fake.requests == (0 if offline_mode else 1) and len(fake.downloads) == 1  # the cache lookup only
 
 
 @pytest.mark.parametrize("error", [OSError("Name or service not known"), RuntimeError()])
@@ -551,12 +607,34 @@ def test_data_command_json_and_table(folder, tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------------ the real files
 
 
-@pytest.mark.skipif(not (REAL / "en-10k").is_dir(), reason="no local bAbI copy in ../shared")
+def test_the_real_files_are_found_by_the_makefiles_rule(tmp_path):
+    """$BABI_DNC_DATA first (the folder or its parent), else the ../shared copy; a set but unusable path
+    finds nothing (as `make DATA=...` would use it)."""
+    folder = tmp_path / "data" / "tasks_1-20_v1-2"
+    (folder / "en-10k").mkdir(parents=True)
+    shared = tmp_path / "shared" / "tasks_1-20_v1-2"
+    (shared / "en-10k").mkdir(parents=True)
+    assert find_real_babi(str(folder), shared) == folder
+    assert find_real_babi(str(folder.parent), shared) == folder
+    assert find_real_babi(None, shared) == find_real_babi("", shared) == shared
+    assert find_real_babi(str(tmp_path / "nowhere"), shared) is None
+    assert find_real_babi(None, tmp_path / "nowhere") is None
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+def test_make_test_passes_data_to_the_tests():
+    root = Path(__file__).resolve().parents[1]
+    dry_run = subprocess.run(["make", "-n", "-C", str(root), "test", "DATA=/some/tasks_1-20_v1-2"],
+                             capture_output=True, text=True, check=True).stdout
+    assert 'BABI_DNC_DATA="/some/tasks_1-20_v1-2"' in next(line for line in dry_run.splitlines() if "pytest" in line)
+
+
+@needs_real_babi
 def test_real_en10k_counts_and_vocabulary():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        data = load_babi("en-10k", tasks="all", data_dir=REAL)  # default cache: fast after the first run
-    present = {n for n in TASK_NAMES if (REAL / babi.task_file("en-10k", n, "train")).is_file()}
+        data = load_babi("en-10k", tasks="all", data_dir=REAL_BABI)  # default cache: fast after the first run
+    present = {n for n in TASK_NAMES if (REAL_BABI / babi.task_file("en-10k", n, "train")).is_file()}
     expected_missing = sorted(babi.task_file("en-10k", n, "train") for n in TASK_NAMES if n not in present)
     assert sorted(data.missing) == expected_missing
     if expected_missing:
@@ -573,7 +651,7 @@ def test_real_en10k_counts_and_vocabulary():
     # the vocabulary, counted independently from the raw training files: 156 words + '.', '?', '-'
     words = set()
     for task in present:
-        for line in (REAL / babi.task_file("en-10k", task, "train")).read_text().splitlines():
+        for line in (REAL_BABI / babi.task_file("en-10k", task, "train")).read_text().splitlines():
             text, *rest = line.split(" ", 1)[1].split("\t")
             words.update(text.lower().replace(".", " ").replace("?", " ").split())
             if rest:

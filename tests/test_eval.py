@@ -235,6 +235,20 @@ def test_console_table_marks_failed_cells_and_says_subset(runs, monkeypatch):
     assert flattened == []
 
 
+def test_a_piped_eval_says_how_far_it_is(report, runs, monkeypatch):
+    """Without a terminal (a log, a pipe) no bar shows: each run's stories are counted in plain lines, when
+    it starts, at least every PROGRESS_LINE_SECONDS, and when it is done; then the report's writing."""
+    for label in ("dnc/seed-0", "dnc/seed-1", "lstm"):
+        assert re.search(rf"^{label} \(test\): \d+ stories$", report["stderr"], flags=re.M), report["stderr"]
+        assert re.search(rf"^{label} \(test\): (\d+)/\1 stories, done$", report["stderr"], flags=re.M)
+    assert "writing the report to" in report["stderr"]
+    monkeypatch.setattr("cli.common.PROGRESS_LINE_SECONDS", 0.0)
+    result = runner.invoke(app.app, ["eval", str(runs["lstm"]), "--batch-size", "4", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    counts = re.findall(r"^lstm \(test\): (\d+)/(\d+) stories", result.stderr, flags=re.M)
+    assert len(counts) >= 3 and [int(d) for d, _ in counts] == sorted(int(d) for d, _ in counts), result.stderr
+
+
 def test_checkpoint_and_split_options(runs):
     result = runner.invoke(app.app, ["eval", str(runs["lstm"]), "--checkpoint", "latest", "--split", "valid",
                                      "--tasks", "8", "--json", "--device", "cpu"])
@@ -329,6 +343,22 @@ def test_a_task_without_training_stories_is_shown_but_left_out_of_the_means(runs
     assert "Untrained: task 8 had no training stories (a missing file); its row is shown" in " ".join(text.split())
     summary = summary_lines(comparison)[0]
     assert f"{ours.failed:.0f} of 1 tasks failed" in summary  # the failed count is out of the scored tasks
+
+
+def test_eval_of_some_tasks_warns_only_about_their_files(runs, tiny_babi_dir, tmp_path):
+    """`eval --tasks 1` of a run trained on tasks 1 and 8 says nothing of task 8's missing training file."""
+    data = tmp_path / "tasks_1-20_v1-2"
+    shutil.copytree(tiny_babi_dir, data)
+    for f in data.rglob("qa8_*_train.txt"):
+        f.unlink()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results, failures = evaluate_runs([runs["lstm"]], EvalConfig(device="cpu", data_dir=str(data), tasks=[1]))
+    assert not failures and results[0].tasks == [1] and results[0].untrained == []
+    said = " ".join(results[0].notes + [str(w.message) for w in caught])
+    assert "qa8" not in said and "task 8" not in said, said
+    result = runner.invoke(app.app, ["eval", str(runs["lstm"]), "--tasks", "1", "--data-dir", str(data)])
+    assert result.exit_code == 0 and "qa8" not in result.output, result.output
 
 
 def test_the_table_names_the_runs_set_and_warns_that_en_is_not_en_10k(runs):

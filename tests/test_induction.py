@@ -1,5 +1,6 @@
 """Task 16's training rewrite (data/induction.py) and the 1k fallback for a missing en-10k training file:
-hand-checked stories, a folder written here, and every real en-10k task-16 story when ../shared has them."""
+hand-checked stories, a folder written here, and every real en-10k task-16 story where the real files are
+found (conftest.REAL_BABI)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from babi_dnc.data import load_babi, parse_babi_file
 from babi_dnc.data.induction import COLOURS, induction_answer, rewrite_story
 
-from .test_data import REAL
+from .conftest import REAL_BABI, needs_real_babi
 
 STORIES = """\
 1 Lily is a frog.
@@ -137,9 +138,9 @@ def test_a_missing_en_10k_training_file_falls_back_to_the_1k_one_only_when_asked
     assert load_quietly(full, tmp_path / "cache", fallback_1k=True).from_1k == []  # nothing missing: no fallback
 
 
-@pytest.mark.skipif(not (REAL / "en-10k").is_dir(), reason="no local bAbI copy in ../shared")
+@needs_real_babi
 def test_every_real_task_16_story_keeps_its_label_and_loses_the_shortcut():
-    stories = parse_babi_file(REAL / "en-10k" / "qa16_basic-induction_train.txt")
+    stories = parse_babi_file(REAL_BABI / "en-10k" / "qa16_basic-induction_train.txt")
     rng = np.random.default_rng(0)
 
     def most_common_colour(story):

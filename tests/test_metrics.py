@@ -52,7 +52,7 @@ class LastAnswerWord(nn.Module):
         self.register_buffer("answers", torch.tensor(answers))
         self.dummy = nn.Parameter(torch.zeros(()))
 
-    def forward(self, ids, state=None, mask=None, trace=False):
+    def forward(self, ids, state=None, mask=None):
         B, T = ids.shape
         seen = torch.isin(ids, self.answers)  # [B, T]
         last = torch.where(seen, torch.arange(T).expand(B, T), torch.zeros(B, T, dtype=torch.long)).cummax(1).values

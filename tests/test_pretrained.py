@@ -1,14 +1,13 @@
 """The shipped models: names, export of a run, loading, and the committed numbers reproduced.
 
-The tests of the shipped DNC and LSTM themselves need the real bAbI test files: $BABI_DNC_DATA, or the
-copy beside the repository (../shared/data/babi/tasks_1-20_v1-2); without them they are skipped.
+The tests of the shipped DNC and LSTM themselves need the real bAbI test files, found as the Makefile finds
+them (conftest.REAL_BABI: $BABI_DNC_DATA, else ../shared/data/babi/tasks_1-20_v1-2); without them they are skipped.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 import warnings
@@ -26,20 +25,15 @@ from babi_dnc.models import preset
 from babi_dnc.pretrained import PROVENANCE, available, export_run, is_pretrained, provenance, resolve_run
 from babi_dnc.runs import load_run
 
+from .conftest import REAL_BABI
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results" / "results.csv"
 runner = CliRunner()
 
 
-def real_babi() -> Path | None:
-    for candidate in (os.environ.get("BABI_DNC_DATA"), ROOT.parent / "shared" / "data" / "babi" / "tasks_1-20_v1-2"):
-        if candidate and (Path(candidate) / "en-10k").is_dir():
-            return Path(candidate)
-    return None
-
-
-needs_shipped = pytest.mark.skipif(not {"dnc", "lstm"} <= set(available()) or real_babi() is None,
-                                   reason="needs the shipped models and the real bAbI files")
+needs_shipped = pytest.mark.skipif(not {"dnc", "lstm"} <= set(available()) or REAL_BABI is None,
+                                   reason="needs the shipped models and the real bAbI files (set BABI_DNC_DATA)")
 
 
 def test_names_resolve_and_unknown_names_get_one_sentence():
@@ -78,18 +72,24 @@ def test_shipped_models_carry_their_provenance():
         assert load_run(resolve_run(f"pretrained:{name}")).step == record["step"]
 
 
+# The README's stated reproduction tolerance: within one question per task (0.1 point of 1,000 test questions);
+# another CPU's float rounding can flip a near-tie answer (tasks 3 and 7 differed by one on an Intel CPU).
+REPRODUCED_WITHIN_QUESTIONS = 1
+
+
 @needs_shipped
 def test_a_re_evaluation_matches_the_committed_numbers():
     committed = pd.read_csv(RESULTS)
     result = runner.invoke(app.app, ["eval", "pretrained:dnc", "pretrained:lstm", "--tasks", "1,20", "--json",
-                                     "--device", "cpu", "--data-dir", str(real_babi())])
+                                     "--device", "cpu", "--data-dir", str(REAL_BABI)])
     assert result.exit_code == 0, result.output
     runs = {r["run"]: r for r in json.loads(result.stdout)["runs"]}
     for run in ("pretrained:dnc", "pretrained:lstm"):
         for task in (1, 20):
             row = committed[(committed["run"] == run) & (committed["task"] == task)].iloc[0]
             got = runs[run]["tasks"][str(task)]
-            assert (got["questions"], got["wrong"]) == (row["questions"], row["wrong"]), (run, task)
+            assert got["questions"] == row["questions"], (run, task)
+            assert abs(got["wrong"] - row["wrong"]) <= REPRODUCED_WITHIN_QUESTIONS, (run, task, got, row)
 
 
 def test_the_readme_table_shows_the_committed_numbers():
@@ -109,9 +109,9 @@ def test_the_shipped_dnc_answers_in_chat_what_eval_scores():
     from babi_dnc.data import collate, encode_story, parse_babi_file, task_file
     from babi_dnc.metrics import question_results
 
-    session = ChatSession.from_run("pretrained:dnc", data_dir=real_babi())
+    session = ChatSession.from_run("pretrained:dnc", data_dir=REAL_BABI)
     for task in range(1, 21):
-        stories = parse_babi_file(real_babi() / task_file("en-10k", task, "test"))[:1]
+        stories = parse_babi_file(REAL_BABI / task_file("en-10k", task, "test"))[:1]
         chat = []
         for story in stories:
             session.reset()
@@ -125,8 +125,9 @@ def test_the_shipped_dnc_answers_in_chat_what_eval_scores():
 
 
 @needs_shipped
-def test_chat_without_a_run_answers_a_story_with_the_shipped_dnc():
-    story = ROOT / "stories" / "01-single-supporting-fact.txt"
-    result = runner.invoke(app.app, ["chat", "--story", str(story), "--data-dir", str(real_babi())])
+def test_chat_without_a_run_answers_a_story_with_the_shipped_dnc(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the README's stories/ path, from a folder without it: the shipped story
+    story = "stories/01-single-supporting-fact.txt"
+    result = runner.invoke(app.app, ["chat", "--story", story, "--data-dir", str(REAL_BABI)])
     assert result.exit_code == 0, result.output
     assert "Where is Sandra?" in result.output and "accuracy:" in result.output

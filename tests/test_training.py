@@ -149,7 +149,7 @@ class ConstantModel(nn.Module):
         self.vocab_size, self.word = vocab_size, word
         self.dummy = nn.Parameter(torch.zeros(()))
 
-    def forward(self, ids, state=None, mask=None, trace=False):
+    def forward(self, ids, state=None, mask=None):
         logits = torch.zeros(*ids.shape, self.vocab_size)
         logits[..., self.word] = 1.0
         return logits, None
@@ -243,6 +243,20 @@ def test_sigterm_finishes_the_step_saves_and_resumes_exactly(tmp_path):
     run_toy(tmp_path, "killed", 6, resume=True)
     run_toy(tmp_path, "unbroken", 6)
     assert_bit_identical(tmp_path / "unbroken", tmp_path / "killed")
+
+
+def test_a_slow_first_step_is_announced_before_it(tmp_path, capsys, monkeypatch):
+    """A compiled (or first-kernel-load) first step can take minutes: a line says so before it, so that a piped
+    log is not silent; a model without a DNC memory gets no such line."""
+    monkeypatch.setattr("babi_dnc.train.loop.compile_model", lambda model: None)  # the note, not the compile
+    config = quiet_config(max_steps=2, eval_every=0, log_every=1, progress=True, compile=True)
+    fit(build_model(preset("tiny"), 6), ToyTask(seed=5), config, tmp_path / "dnc", {"kind": "toy"})
+    lines = capsys.readouterr().err.splitlines()
+    note = next(i for i, line in enumerate(lines)
+                if line.startswith("the first step ") and "compiles the DNC's time step" in line)
+    assert note < next(i for i, line in enumerate(lines) if line.startswith("step 1/2")), lines
+    fit(build_model(preset("tiny", model="lstm"), 6), ToyTask(seed=5), config, tmp_path / "lstm", {"kind": "toy"})
+    assert "the first step" not in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------------------- non-finite

@@ -38,12 +38,12 @@ from ..data import story_lines
 from .commands import COMMANDS, HELP, ChatSession, describe_run, load_test_stories
 from .replies import Answer, Rejected, Reply, detokenize, format_answer, format_top, verdict
 from .session import ChatConfig, StorySession, answer_slots, suggest
-from .stories import StoryScore, is_babi_format, story_file_replies
+from .stories import StoryScore, find_story_file, is_babi_format, story_file_replies
 from .terminal import chat_loop, print_story_file, render
 
 __all__ = [
     "ChatConfig", "StorySession", "ChatSession", "COMMANDS", "HELP", "Answer", "Reply", "Rejected", "StoryScore",
     "answer_slots", "suggest", "detokenize", "format_top", "format_answer", "verdict", "describe_run",
-    "load_test_stories", "story_lines", "is_babi_format", "story_file_replies", "render", "chat_loop",
-    "print_story_file",
+    "load_test_stories", "story_lines", "is_babi_format", "find_story_file", "story_file_replies", "render",
+    "chat_loop", "print_story_file",
 ]

@@ -48,8 +48,8 @@ class StorySession:
     over, and answers its questions (see the package docstring for the answer slots).
 
     Args:
-        model: a bAbI model (`models.BabiModel`, DNC or LSTM): model(ids [1, T], state, trace=...) ->
-            (logits [1, T, V], state[, trace]).
+        model: a bAbI model (`models.BabiModel`, DNC or LSTM): model(ids [1, T], state) -> (logits [1, T, V],
+            state), model.trace(ids, state) -> (logits, state, trace), model.has_memory.
         vocab: the vocabulary the model was trained with.
         config: limits and display settings.
     """

@@ -1,10 +1,12 @@
-"""Story files (`babi-dnc chat --story FILE`): bAbI format or plain lines, fed line by line and graded."""
+"""Story files (`babi-dnc chat --story FILE`): bAbI format or plain lines, fed line by line and graded; the
+hand-written story of every task type ships with the package (babi_dnc/stories, the repository's stories/)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from ..data import parse_babi_file, story_lines
@@ -43,6 +45,14 @@ def is_babi_format(text: str) -> bool:
     return re.match(r"^\d+ \S", first) is not None
 
 
+def find_story_file(path: str | Path) -> Path:
+    """`path` where it exists, else the shipped story of its file name where there is one, so that
+    `--story stories/02-two-supporting-facts.txt` works from any folder and from an installed package."""
+    path = Path(path)
+    shipped = Path(str(resources.files("babi_dnc") / "stories")) / path.name
+    return shipped if not path.exists() and shipped.is_file() else path
+
+
 def story_file_replies(session: ChatSession, path: str | Path) -> Iterator[tuple[int, str, Reply]]:
     """Feed a story file line by line; yields (line number, line, reply).
 
@@ -51,7 +61,7 @@ def story_file_replies(session: ChatSession, path: str | Path) -> Iterator[tuple
     Plain format: one sentence or question per line, optionally "question<TAB>answer" (graded), lines
     starting with '/' are commands, '#' starts a comment line, a blank line starts a new story.
     """
-    path = Path(path)
+    path = find_story_file(path)
     try:
         text = path.read_text(encoding="utf-8-sig")  # a byte order mark is not part of the story
     except FileNotFoundError:

@@ -3,9 +3,10 @@
   1. `data_dir`, else the environment variable `BABI_DNC_DATA`: a local `tasks_1-20_v1-2` folder, its
      parent folder, or the original `tasks_1-20_v1-2.tar.gz`;
   2. the Hugging Face Hub: the dataset repo `facebook/babi_qa` keeps the original archive
-     `data/tasks_1-20_v1-2.tar.gz`; `huggingface_hub` downloads it once into its cache (and honours
-     `HF_HUB_OFFLINE`). Archives are verified (readable gzip tar, expected member layout, sha256 reported)
-     and read member by member with `tarfile`, never unpacked to disk.
+     `data/tasks_1-20_v1-2.tar.gz`; `huggingface_hub` downloads it once into its cache. A cached archive is
+     used without asking the Hub; otherwise one quick request first (none under `HF_HUB_OFFLINE`), so that
+     an offline machine is told at once. Archives are verified (readable gzip tar, expected member layout,
+     sha256 reported) and read member by member with `tarfile`, never unpacked to disk.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from huggingface_hub import hf_hub_download
+from huggingface_hub import constants, get_session, hf_hub_download
+from huggingface_hub.errors import LocalEntryNotFoundError
 
 from ..errors import DataError
 from ..hashing import sha256_bytes, sha256_file
@@ -27,6 +29,7 @@ ARCHIVE_ROOT = "tasks_1-20_v1-2"
 HUB_REPO = "facebook/babi_qa"
 HUB_FILENAME = "data/tasks_1-20_v1-2.tar.gz"
 ENV_DATA = "BABI_DNC_DATA"
+HUB_CHECK_SECONDS = 5.0  # the first request to the Hub: longer than this, and it counts as unreachable
 
 
 def _digest_of_files(file_sha: dict[str, str]) -> str:
@@ -109,18 +112,35 @@ def _read_tar(path: Path, set_name: str) -> dict[str, bytes]:
     return files
 
 
-def _hub_archive() -> Source:
-    """Download (or find in the cache) the original archive on the Hugging Face Hub."""
+class _HubUnavailable(Exception):
+    """The Hub is not to be asked (offline mode) or does not answer; the message says which."""
+
+
+def _check_hub() -> None:
+    """One quick request to the Hub (no retries): an offline machine is told at once, not after
+    huggingface_hub's five retries (about half a minute)."""
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise _HubUnavailable("HF_HUB_OFFLINE is set and it is not in the local cache")
     try:
-        path = Path(hf_hub_download(repo_id=HUB_REPO, repo_type="dataset", filename=HUB_FILENAME))
-    except Exception as e:  # network, offline mode, auth, a moved file: the same advice for all
-        if type(e).__name__ in ("LocalEntryNotFoundError", "OfflineModeIsEnabled"):
-            offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-            reason = ("HF_HUB_OFFLINE is set and it is not in the local cache" if offline else
-                      "the Hub cannot be reached and it is not in the local cache")
-        else:
-            text = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
-            reason = f"{type(e).__name__}: {text}" if text else type(e).__name__
+        get_session().head(constants.ENDPOINT, timeout=HUB_CHECK_SECONDS)
+    except Exception as e:  # no network, no name resolution, a timeout: all mean the same here
+        raise _HubUnavailable(f"it is not in the local cache and the Hub cannot be reached: {type(e).__name__}") \
+            from None
+
+
+def _hub_archive() -> Source:
+    """The original archive on the Hugging Face Hub: from the local cache when it is there, else downloaded
+    once the Hub answers a first quick request."""
+    where = {"repo_id": HUB_REPO, "repo_type": "dataset", "filename": HUB_FILENAME}
+    try:
+        try:
+            path = Path(hf_hub_download(**where, local_files_only=True))
+        except LocalEntryNotFoundError:
+            _check_hub()
+            path = Path(hf_hub_download(**where))
+    except Exception as e:  # offline, network, auth, a moved file: the same advice for all
+        text = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
+        reason = text if isinstance(e, _HubUnavailable) else f"{type(e).__name__}: {text}" if text else type(e).__name__
         raise DataError(f"could not get the bAbI archive {HUB_FILENAME} from the Hugging Face Hub dataset "
                         f"{HUB_REPO} ({reason}), so pass --data-dir PATH or set {ENV_DATA} to a local "
                         f"{ARCHIVE_ROOT} folder or its .tar.gz.") from None

@@ -40,6 +40,8 @@ The Task protocol
                                           (stop_reason "solved"; the copy tasks once solved)
     progress_fields() -> dict[str, str]   shown in the progress line, e.g. {"epoch": "3.2"}
     summary(metrics) -> str               one line describing an evaluation, for the log
+    format_error(error) -> str            the validation error in its unit for the progress (default: a
+                                          percentage; the copy tasks: bit errors per sequence)
     memory_image(model) -> ndarray | None an [H, W, 3] uint8 picture of the memory for TensorBoard
     unit: str                             what a batch row is ("stories", "sequences") for the speed
 

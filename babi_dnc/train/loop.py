@@ -34,7 +34,7 @@ from .config import TrainConfig
 from .distributed import DistEnv, batch_rows, init_distributed, resolve_device, shard_batch, to_device
 from .log import MetricsLog
 from .optim import LRSchedule, make_optimizer
-from .progress import ProgressDisplay
+from .progress import ProgressDisplay, slow_start_note
 from .rng import rng_state, seed_everything, set_rng_state
 from .signals import StopFlag
 
@@ -175,6 +175,9 @@ class Trainer:
             self.display.note("resuming" + where, style="")
         else:
             self.display.line("training" + where)
+        slow = slow_start_note(self.raw, self.cfg.compile, self.device)
+        if slow:
+            self.display.line(slow)
         self.window = Window()  # the speed counts from here
 
     def elapsed(self) -> float:
@@ -352,7 +355,9 @@ class Trainer:
         self.log.log(step, "eval", **metrics, best_error=c["best_error"])
         summary = _call_optional(self.task, "summary", metrics, default=f"error {metrics['error']:.2%}")
         self.display.line(Text.assemble(f"step {step}: {summary}", ("  (best)" if is_best else "", "green")))
-        self.display.update(step, val=f"{metrics['error']:.2%} (best {c['best_error']:.2%})")
+        now, best = (_call_optional(self.task, "format_error", e, default=f"{e:.2%}")
+                     for e in (metrics["error"], c["best_error"]))
+        self.display.update(step, val=f"{now} (best {best})")
         if self.env.is_main and self.cfg.image_every and c["evals"] % self.cfg.image_every == 1 % self.cfg.image_every:
             self._log_memory_image()
         if is_best and not self.save("best"):

@@ -3,11 +3,14 @@ and the notes (warnings, reloads, refused saves, resuming, stopping) that are sh
 
 from __future__ import annotations
 
+import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
+from ..dnc import DNC
 from ..errors import printable
+from ..kernels import cpu_link_kernel_pending
 
 
 class ProgressDisplay:
@@ -62,3 +65,16 @@ class ProgressDisplay:
     def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()
+
+
+def slow_start_note(model: torch.nn.Module, compiled: bool, device: torch.device) -> str | None:
+    """A line for before the first training step where it is slow (the CPU link kernel's first load or
+    build, torch.compile of the DNC's time step), so that a log does not fall silent; None where it is not."""
+    if not any(isinstance(m, DNC) for m in model.modules()):
+        return None
+    work = []
+    if device.type == "cpu" and cpu_link_kernel_pending():
+        work.append("loads the CPU link kernel (building it, on a machine's first run, takes about 15 s or more)")
+    if compiled:
+        work.append("compiles the DNC's time step with torch.compile (about 1-2 minutes, more on a busy machine)")
+    return f"the first step {' and '.join(work)}" if work else None
