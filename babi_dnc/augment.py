@@ -17,7 +17,8 @@ Which words are interchangeable is found in the training data of each task, neve
 Each class is permuted separately, per story, with the task's own words. Pronouns are not changed, so in
 the coreference tasks (11, 13) a renamed story can read "Mary ... he": the answer still follows from the
 story's structure, but such a story never occurs in the test data. Validation and test stories are
-never changed. `TrainConfig.augment` turns it on (the `small` preset does; the `paper` preset does not).
+never changed. `BabiTaskConfig.augment` (babi_task.py) turns it on (the `small` preset does; the `paper`
+preset does not).
 
     classes = entity_classes(data.train)                   # {task: [LongTensor of word ids, ...]}
     batch = permute_entities(batch, classes, vocab_size, generator)

@@ -1,7 +1,5 @@
-"""bAbI for the training loop: the recipes, the data settings, the loss at the answer slots, validation,
-the task object `fit` trains on, and the orchestration of `babi-dnc train` (seeds, resume).
-
-    summaries = train_babi(models.preset("small"), DataConfig(tasks="1"), TRAIN_PRESETS["small"], "runs/dnc")
+"""bAbI for the training loop: the recipes, how stories are served (BabiTaskConfig), the loss at the answer
+slots, validation, and the task object `fit` trains on. babi_train.py runs `babi-dnc train` with them.
 
 Validation error is computed by `evaluate_babi` with the bAbI metric of metrics.py, the same functions
 that `babi-dnc eval` uses for the test error.
@@ -9,7 +7,6 @@ that `babi-dnc eval` uses for the test error.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,22 +14,18 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import viz
 from .augment import entity_classes, permute_entities
-from .checkpoint import CONFIG, config_section, read_config, unwrap
+from .checkpoint import VOCAB, config_section, unwrap
+from .config import JsonConfig, option
 from .data import collate, iterate_batches, packed_columns, parse_task_spec, select_tasks, tasks_in
-from .data.config import DataConfig, load_data
 from .data.sampling import ROUND_BATCHES, iterate_round
-from .errors import CheckpointError, DataError, UserError
+from .errors import DataError, UserError
 from .metrics import IGNORE_INDEX, is_failed, per_task_errors, question_results, summarize, task_errors
-from .models import ModelConfig, build_model
-from .run_folder import check_seeds_folder, start_mode
-from .runs import read_vocab
-from .train import TrainConfig, close_distributed, fit, init_distributed, seed_everything, to_device
+from .train import Task, TrainConfig, to_device
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     # The paper: RMSProp, lr 1e-4, momentum 0.9 (the batch size is ours).
@@ -43,15 +36,58 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     # DNC's time step compiled (faster on a CPU after a compile at the start; BENCHMARKS.md).
     "small": TrainConfig(optimizer="adam", lr=3e-3, warmup_steps=300, batch_size=32, max_steps=20_000,
                          max_minutes=15.0, eval_every=100, log_every=10, clip_grad_norm=10.0, threads=1,
-                         augment=True, compile=True),
+                         compile=True),
     # All tasks jointly on a CPU, one thread per run (a DNC and an LSTM side by side on two cores): the small
     # recipe with a cosine decay over 16,000 steps, capped at 150 minutes of training.
     "joint": TrainConfig(optimizer="adam", lr=3e-3, warmup_steps=300, lr_decay="cosine", batch_size=32,
                          max_steps=16_000, max_minutes=150.0, eval_every=500, log_every=50, clip_grad_norm=10.0,
-                         threads=1, augment=True, compile=True),
+                         threads=1, compile=True),
     "tiny": TrainConfig(optimizer="adam", lr=1e-2, batch_size=4, max_steps=20, eval_every=10, log_every=1,
                         eval_batch_size=16, threads=1),
 }
+
+
+@dataclass
+class BabiTaskConfig(JsonConfig):
+    """How bAbI stories are served to the loop; saved as config.json["task"]."""
+
+    augment: bool = option(False, "--augment")  # rename the entities of each training story at random (augment.py)
+    # "uniform" (epochs over the stories), or "error": rounds drawn by each task's validation error (data/sampling.py)
+    task_sampling: str = option("uniform", "--task-sampling")
+    curriculum_tasks: str | None = option(None, "--curriculum-tasks")  # train on these tasks alone first ...
+    curriculum_steps: int = option(0, "--curriculum-steps")  # ... for this many steps (0: no curriculum)
+    valid_stories: int | None = option(None, "--eval-stories")  # validate on the first N stories of each task
+
+    def check(self) -> None:
+        """UserError naming the first setting out of range, as its `train` option."""
+        if self.task_sampling not in TASK_SAMPLING:
+            raise UserError(f"--task-sampling must be {' or '.join(TASK_SAMPLING)}, not {self.task_sampling!r}.")
+        if self.curriculum_steps < 0:
+            raise UserError(f"--curriculum-steps must be zero or more steps, not {self.curriculum_steps!r}.")
+        if self.curriculum_steps > 0 and not self.curriculum_tasks:
+            raise UserError("--curriculum-steps needs --curriculum-tasks: the tasks to train on first.")
+        if self.valid_stories is not None and self.valid_stories < 1:
+            raise UserError(f"--eval-stories must be at least 1, not {self.valid_stories!r}.")
+
+    @classmethod
+    def from_saved(cls, config: dict, run_dir: str | Path) -> BabiTaskConfig:
+        """config.json's "task" section; a run saved before it had one kept these settings in "train" and "data"."""
+        if "task" in config:
+            return config_section(config, "task", cls, run_dir)
+        return config_section({"task": {**config.get("data", {}), **config.get("train", {})}}, "task", cls, run_dir)
+
+    def build(self, data, train: TrainConfig) -> BabiTask:
+        """The BabiTask serving `data` under these settings and `train`'s batch sizes and seed."""
+        first = parse_task_spec(self.curriculum_tasks) if self.curriculum_steps else None
+        return BabiTask(data, train.batch_size, seed=train.seed, eval_batch_size=train.eval_batch_size,
+                        valid_stories=self.valid_stories, augment=self.augment, sampling=self.task_sampling,
+                        curriculum_tasks=first, curriculum_steps=self.curriculum_steps)
+
+
+TASK_SAMPLING = ("uniform", "error")
+# the recipes' serving: entity permutation where 1,800 stories a task could simply be memorised
+TASK_PRESETS = {"paper": BabiTaskConfig(), "small": BabiTaskConfig(augment=True),
+                "joint": BabiTaskConfig(augment=True), "tiny": BabiTaskConfig()}
 
 
 def answer_loss(logits: Tensor, targets: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -90,7 +126,7 @@ def evaluate_babi(model: nn.Module, dataset, batch_size: int = 64, device=None) 
     return summarize(task_errors(torch.cat(tasks), torch.cat(correct)))
 
 
-class BabiTask:
+class BabiTask(Task):
     """bAbI for `fit`: bucketed, padded batches of stories; loss at the answer steps; validation error.
 
     Args:
@@ -213,6 +249,9 @@ class BabiTask:
         text = f"val error {metrics['error']:.2%}, failed {int(metrics.get('failed_tasks', 0))}/{len(per_task)}"
         return text + (f" (worst {worst_text})" if worst_text else "")
 
+    def run_files(self) -> dict[str, Any]:
+        return {VOCAB: self.data.vocab.to_dict()}
+
     def memory_image(self, model: nn.Module):
         """The write/read weightings and usage on the first validation story ([H, W, 3] uint8) or None."""
         batch = to_device(collate([self.valid[0]]), next(model.parameters()).device)
@@ -234,142 +273,5 @@ def curriculum_split(train, tasks: list[int] | None):
     return subset
 
 
-def run_config(model_config: ModelConfig, data_config: DataConfig, train_config: TrainConfig) -> dict:
-    """What fit writes to config.json for a bAbI run."""
-    return {"kind": "babi", "model": model_config.to_dict(), "data": data_config.to_dict(),
-            "train": train_config.to_dict()}
-
-
-ASKED_OPTIONS = {"model": "--model", "set_name": "--set", "tasks": "--tasks", "fallback_1k": "--fallback-1k",
-                 "augment_16": "--augment-16"}
-# model settings that `train` options set: a resumed run keeps its own, so a different value is refused
-ASKED_MODEL_OPTIONS = {"embedding": "--embedding", "bypass_dropout": "--bypass-dropout", "sharpness": "--sharpness",
-                       "memory_slots": "--memory-slots", "word_size": "--word-size", "read_heads": "--read-heads",
-                       "controller_size": "--controller-size", "lstm_size": "--lstm-size",
-                       "think_steps": "--think-steps", "backward_reader": "--backward-reader",
-                       "interface_norm": "--interface-norm", "links": "--links"}
-
-
-@dataclass
-class RunPlan:
-    """One run of `train_babi`: its folder, how it starts (run_folder.start_mode) and its configs."""
-
-    run_dir: Path
-    mode: str
-    model: ModelConfig
-    data: DataConfig
-    train: TrainConfig
-
-
-def saved_configs(run_dir: Path) -> tuple[ModelConfig, DataConfig, TrainConfig]:
-    """The model, data and training configs a bAbI run was trained with (CheckpointError if unreadable)."""
-    if not (run_dir / CONFIG).is_file():
-        raise CheckpointError(f"{run_dir / CONFIG} is missing, so the run cannot be resumed: restore it, or pass "
-                              "--restart to start over.")
-    saved = read_config(run_dir)
-    return (config_section(saved, "model", ModelConfig, run_dir), config_section(saved, "data", DataConfig, run_dir),
-            config_section(saved, "train", TrainConfig, run_dir))
-
-
-def _check_asked(plan: RunPlan, asked: dict) -> None:
-    """UserError when an option given for a resumed run differs from what the run was trained with."""
-    saved = {"model": plan.model.model, "set_name": plan.data.set_name, "tasks": plan.data.tasks,
-             "fallback_1k": plan.data.fallback_1k, "augment_16": plan.data.augment_16}
-    saved |= {k: getattr(plan.model, k) for k in ASKED_MODEL_OPTIONS}
-    names = ASKED_OPTIONS | ASKED_MODEL_OPTIONS
-    same = {"tasks": lambda a, b: parse_task_spec(a) == parse_task_spec(b)}
-    differ = [k for k in names if asked.get(k) is not None
-              and not same.get(k, str.__eq__)(str(asked[k]), str(saved[k]))]
-    if differ:
-        was = " ".join(f"{names[k]} {saved[k]}" for k in differ)
-        now = " ".join(f"{names[k]} {asked[k]}" for k in differ)
-        raise UserError(f"{plan.run_dir} was trained with {was}, not {now}: leave {now} out to resume it as it is, "
-                        "or pass --restart to start over with it.")
-
-
-def plan_run(run_dir: Path, n: int, configs: tuple[ModelConfig, DataConfig, TrainConfig], resume: bool,
-             restart: bool, train_overrides: dict, asked: dict) -> RunPlan:
-    """How run `n` starts and with which configs: on resume, its saved ones (training fields replaced by
-    train_overrides, the data folder by asked["data_dir"]); refusals before any data is loaded."""
-    mc, dc, tc = configs
-    plan = RunPlan(run_dir, start_mode(run_dir, resume, restart), mc, dc, dataclasses.replace(tc, seed=tc.seed + n))
-    if plan.mode == "resume":
-        plan.model, plan.data, saved_train = saved_configs(run_dir)
-        plan.train = dataclasses.replace(saved_train, **train_overrides)
-        _check_asked(plan, asked)
-        if asked.get("data_dir"):
-            plan.data = dataclasses.replace(plan.data, data_dir=asked["data_dir"])
-    plan.train.check()
-    return plan
-
-
-def train_babi(
-    model_config: ModelConfig,
-    data_config: DataConfig,
-    train_config: TrainConfig,
-    out: str | Path,
-    seeds: int = 1,
-    resume: bool = False,
-    train_overrides: dict | None = None,
-    restart: bool = False,
-    asked: dict | None = None,
-) -> list[dict]:
-    """Train `seeds` runs (RUN, or RUN/seed-N with seed = train_config.seed + N when seeds > 1).
-
-    How each run folder may be used is run_folder.py's rule: a folder that holds a run is refused unless
-    resume (continue it with its saved model, data and training configs; train_overrides, e.g.
-    {"max_steps": ...}, replace saved training fields) or restart (delete it, start afresh). asked: the
-    options given explicitly ({"model", "set_name", "tasks", "data_dir"}); a resumed run trained with
-    another model, set or tasks is refused. Returns fit's summaries (it stops after an interrupted one).
-    """
-    out = Path(out)
-    env = init_distributed(train_config.device)
-    if seeds < 1:
-        raise UserError("--seeds must be at least 1.")
-    runs = [out] if seeds == 1 else [out / f"seed-{n}" for n in range(seeds)]
-    if seeds > 1:
-        check_seeds_folder(out, restart=restart and env.is_main, keep=seeds)
-    configs = (model_config, data_config, train_config)
-    plans = [plan_run(run_dir, n, configs, resume, restart, train_overrides or {}, asked or {})
-             for n, run_dir in enumerate(runs)]
-    if env.active:
-        dist.barrier()  # every process checked `out` before process 0 writes to it
-
-    data_cache: dict[str, Any] = {}
-    summaries = []
-    for plan in plans:
-        data = _plan_data(plan, data_cache, env)
-        seed_everything(plan.train.seed)
-        model = build_model(plan.model, data.vocab.size, data.vocab.answer_id)
-        tc = plan.train
-        first = parse_task_spec(tc.curriculum_tasks) if tc.curriculum_steps else None
-        task = BabiTask(data, tc.batch_size, seed=tc.seed, eval_batch_size=tc.eval_batch_size,
-                        valid_stories=plan.data.valid_stories, augment=tc.augment, sampling=tc.task_sampling,
-                        curriculum_tasks=first, curriculum_steps=tc.curriculum_steps)
-        summary = fit(model, task, tc, plan.run_dir, run_config(plan.model, plan.data, tc), vocab=data.vocab,
-                      resume=resume, restart=restart)
-        summaries.append(summary)
-        if summary["interrupted"]:
-            break
-    close_distributed(env)
-    return summaries
-
-
-def _plan_data(plan: RunPlan, cache: dict[str, Any], env):
-    """The bAbI data of a run (with its saved vocabulary on resume), loaded once per data config."""
-    saved_vocab = read_vocab(plan.run_dir) if plan.mode == "resume" else None
-    dc = plan.data
-    key = dc.loading_key()
-    if key not in cache:
-        if env.active and not env.is_main:
-            dist.barrier()  # process 0 fills the dataset cache first
-        cache[key] = load_data(dc, saved_vocab)
-        if env.active and env.is_main:
-            dist.barrier()
-    return cache[key]
-
-
-__all__ = [
-    "TRAIN_PRESETS", "DataConfig", "load_data", "answer_loss", "evaluate_babi", "BabiTask", "run_config",
-    "saved_configs", "train_babi",
-]
+__all__ = ["TRAIN_PRESETS", "TASK_PRESETS", "BabiTaskConfig", "answer_loss", "evaluate_babi", "BabiTask",
+           "curriculum_split"]

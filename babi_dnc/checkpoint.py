@@ -335,22 +335,20 @@ def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], source: Any
 # ----------------------------------------------------------------------------------- run directories
 
 
-def write_run_files(run_dir: str | Path, config: dict, vocab: Any = None) -> None:
-    """Write RUN/config.json and (if given) RUN/vocab.json. `vocab` may have .to_json() (str or dict),
-    or be a list of words or a dict."""
+def write_run_files(run_dir: str | Path, config: dict, files: dict[str, Any] | None = None) -> None:
+    """Write RUN/config.json and each of `files` ({name: JSON object}, e.g. {"vocab.json": ...}), atomically."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(run_dir / CONFIG, config)
-    if vocab is not None:
-        obj = vocab.to_json() if hasattr(vocab, "to_json") else vocab
-        write_json_atomic(run_dir / VOCAB, json.loads(obj) if isinstance(obj, str) else obj)
+    for name, obj in (files or {}).items():
+        write_json_atomic(run_dir / name, obj)
 
 
-CONFIG_SECTIONS = ("model", "data", "train")
+CONFIG_SECTIONS = ("model", "data", "train", "task")
 
 
 def read_config(run_dir: str | Path) -> dict:
-    """RUN/config.json as a dict whose sections ("model", "data", "train") are dicts; CheckpointError if it
+    """RUN/config.json as a dict whose sections ("model", "data", "train", "task") are dicts; CheckpointError if it
     is missing, corrupt or of another shape."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

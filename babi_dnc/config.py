@@ -1,4 +1,9 @@
-"""The one piece every configuration dataclass shares: a JSON round trip, saved beside each checkpoint."""
+"""What every configuration dataclass shares: a JSON round trip (saved beside each checkpoint), and each
+setting's command-line flag, written once in its field.
+
+    lr: float = option(1e-4, "--lr")                            # `babi-dnc train --lr`
+    memory_slots: int = option(256, "--memory-slots", fixed=True)   # a resumed run refuses another value
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,22 @@ from typing import Self
 
 JSON_TYPES = {int: (int,), float: (int, float), str: (str,), bool: (bool,), type(None): (type(None),),
               list: (list,), dict: (dict,), tuple: (list, tuple)}
+
+
+def option(default, flag: str, fixed: bool = False, **kwargs):
+    """A dataclass field set by the command-line flag `flag`. fixed: a resumed run keeps its saved value and
+    refuses another one (the model, the data); otherwise a value given on resume replaces the saved one."""
+    return dataclasses.field(default=default, metadata={"flag": flag, "fixed": fixed}, **kwargs)
+
+
+def flags(cls) -> dict[str, str]:
+    """{field: its flag} for the fields of config dataclass `cls` that have one."""
+    return {f.name: f.metadata["flag"] for f in dataclasses.fields(cls) if "flag" in f.metadata}
+
+
+def fixed_flags(cls) -> dict[str, str]:
+    """{field: its flag} for the fields of `cls` that a resumed run keeps (option(..., fixed=True))."""
+    return {f.name: f.metadata["flag"] for f in dataclasses.fields(cls) if f.metadata.get("fixed")}
 
 
 class JsonConfig:

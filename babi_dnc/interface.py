@@ -85,3 +85,24 @@ def split_interface(xi: Tensor, word_size: int, num_reads: int) -> Interface:
         write_gate=torch.sigmoid(g_w).squeeze(-1),
         read_modes=torch.softmax(modes.reshape(B, R, 3), dim=-1),
     )
+
+
+class InterfaceParts(NamedTuple):
+    """The whole raw interface of a memory with its options, split: the paper's fields and the options' parts."""
+
+    xi: Interface
+    read_masks: Tensor | None  # [B, R, W]  masked addressing (None without it)
+    write_mask: Tensor | None  # [B, 1, W]
+    sharpness: Tensor  # [B, 2R]  the raw sharpness part ([B, 0] without it; split_sharpness activates it)
+
+
+def split_parts(raw: Tensor, word_size: int, num_reads: int, masked: bool) -> InterfaceParts:
+    """The raw interface [B, interface_size (+ (R + 1) W masks) (+ 2R sharpness)] -> InterfaceParts: the
+    paper's fields first, then the masks when `masked`, then what is left (the sharpness part)."""
+    paper = interface_size(word_size, num_reads)
+    xi = split_interface(raw[:, :paper], word_size, num_reads)
+    if not masked:
+        return InterfaceParts(xi, None, None, raw[:, paper:])
+    end = paper + mask_size(word_size, num_reads)
+    read_masks, write_mask = split_masks(raw[:, paper:end], word_size, num_reads)
+    return InterfaceParts(xi, read_masks, write_mask.unsqueeze(1), raw[:, end:])

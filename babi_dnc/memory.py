@@ -62,6 +62,7 @@ from .interface import (  # noqa: F401  (re-exported: the memory's contract name
     sharpness_size,
     split_interface,
     split_masks,
+    split_parts,
     split_sharpness,
 )
 
@@ -364,6 +365,26 @@ def _traced_interface(xi: Interface) -> dict[str, Tensor]:
     return {name: getattr(xi, name) for name in TRACED_INTERFACE}
 
 
+def _retained(psi: Tensor, keep: Tensor | None) -> Tensor:
+    """psi [B, N] for de-allocation, 1 (nothing freed) for padded samples (keep [B] False)."""
+    return psi if keep is None else torch.where(keep.unsqueeze(-1), psi, torch.ones_like(psi))
+
+
+def _no_write_on_padding(write_weights: Tensor, keep: Tensor | None) -> Tensor:
+    """w^w [B, N] times 0 for padded samples: memory, link and precedence then stay exactly as they were."""
+    return write_weights if keep is None else write_weights * keep.unsqueeze(-1).to(write_weights.dtype)
+
+
+def _kept_on_padding(new: MemoryState, old: MemoryState, keep: Tensor | None) -> MemoryState:
+    """The new state, with the old usage and weightings ([B, N] and [B, R, N]) for padded samples."""
+    if keep is None:
+        return new
+    kept = keep.unsqueeze(-1)  # [B, 1]
+    return new._replace(usage=torch.where(kept, new.usage, old.usage),
+                        write_weights=torch.where(kept, new.write_weights, old.write_weights),
+                        read_weights=torch.where(kept.unsqueeze(-1), new.read_weights, old.read_weights))
+
+
 class Memory(nn.Module):
     """The DNC memory: one step `(interface, state) -> (read_vectors, new_state)`. No learnable parameters.
 
@@ -429,55 +450,33 @@ class Memory(nn.Module):
         they were (1 - 0 - 0 = 1, + 0); only the [B, N] parts are chosen with `where`. So no N x N or N x W
         matrix is copied for padding, forward or backward.
         """
-        dtype = state.memory.dtype
         with torch.autocast(interface.device.type, enabled=False):
-            interface = interface.to(dtype)
-            paper_size = interface_size(self.word_size, self.num_reads)
-            xi = split_interface(interface[:, :paper_size], self.word_size, self.num_reads)
-            read_masks = write_mask = None
-            options_at = paper_size  # where the options' parts of the interface begin
-            if self.masked:
-                options_at += mask_size(self.word_size, self.num_reads)
-                read_masks, write_mask = split_masks(interface[:, paper_size:options_at], self.word_size,
-                                                     self.num_reads)
-                write_mask = write_mask.unsqueeze(1)  # [B, 1, W]
-            # Dynamic memory allocation.
+            parts = split_parts(interface.to(state.memory.dtype), self.word_size, self.num_reads, self.masked)
+            xi = parts.xi
+            # 1-2. Dynamic memory allocation (with de-allocation, the freed cells are wiped first).
             psi = retention(xi.free_gates, state.read_weights)  # [B, N]
             usage = usage_update(state.usage, state.write_weights, psi)  # [B, N]
             allocation = allocation_weighting(usage)  # [B, N]
-            prev_memory = state.memory
-            if self.deallocate:  # padded samples keep their memory: their psi is taken as 1
-                kept_psi = psi if keep is None else torch.where(keep.unsqueeze(-1), psi, torch.ones_like(psi))
-                prev_memory = deallocate(prev_memory, kept_psi)  # [B, N, W]
-            # Write.
-            write_content = content_weighting(
-                prev_memory, xi.write_key.unsqueeze(1), xi.write_strength.unsqueeze(1), write_mask
-            ).squeeze(1)  # [B, N]
-            write_weights = write_weighting(write_content, allocation, xi.allocation_gate, xi.write_gate)
-            if keep is not None:  # padding writes nothing
-                write_weights = write_weights * keep.unsqueeze(-1).to(dtype)
-            if self.fused:
-                memory = _FusedEraseWrite.apply(prev_memory, write_weights, xi.erase_vector, xi.write_vector)
-            else:
-                memory = erase_and_write(prev_memory, write_weights, xi.erase_vector, xi.write_vector)
-            # Temporal memory linkage, and the directional weightings from the new link matrix.
-            link, precedence, forward, backward = self._linkage(state, write_weights, interface[:, options_at:])
-            # Read.
-            read_content = content_weighting(memory, xi.read_keys, xi.read_strengths, read_masks)  # [B, R, N]
+            prev_memory = deallocate(state.memory, _retained(psi, keep)) if self.deallocate else state.memory
+            # 3-4. Write weighting, erase and write.
+            write_content = content_weighting(prev_memory, xi.write_key.unsqueeze(1), xi.write_strength.unsqueeze(1),
+                                              parts.write_mask).squeeze(1)  # [B, N]
+            write_weights = _no_write_on_padding(
+                write_weighting(write_content, allocation, xi.allocation_gate, xi.write_gate), keep)  # [B, N]
+            erase_write = _FusedEraseWrite.apply if self.fused else erase_and_write
+            memory = erase_write(prev_memory, write_weights, xi.erase_vector, xi.write_vector)  # [B, N, W]
+            # 5-6. Temporal memory linkage, and the directional weightings from the new link matrix.
+            link, precedence, forward, backward = self._linkage(state, write_weights, parts.sharpness)
+            # 7. Read.
+            read_content = content_weighting(memory, xi.read_keys, xi.read_strengths, parts.read_masks)  # [B, R, N]
             read_weights = read_weighting(backward, read_content, forward, xi.read_modes) if self.links \
                 else read_content  # [B, R, N]
             read_vectors = read_memory(memory, read_weights)  # [B, R, W]
-
         if trace is not None:
             trace.update(write_weights=write_weights, read_weights=read_weights, usage=usage, allocation=allocation,
                          forward_weights=forward, backward_weights=backward, **_traced_interface(xi))
-        if keep is not None:
-            kept = keep.unsqueeze(-1)  # [B, 1]
-            usage = torch.where(kept, usage, state.usage)
-            write_weights = torch.where(kept, write_weights, state.write_weights)
-            read_weights = torch.where(kept.unsqueeze(-1), read_weights, state.read_weights)
         new_state = MemoryState(memory, usage, link, precedence, read_weights, write_weights)
-        return read_vectors, new_state
+        return read_vectors, _kept_on_padding(new_state, state, keep)
 
     def _linkage(self, state: MemoryState, write_weights: Tensor, sharpness: Tensor
                  ) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .baselines import LSTMBaseline
-from .config import JsonConfig
+from .config import JsonConfig, option
 from .controllers import LayerNormLSTMCell
 from .dnc import DNC, compile_model
 from .reader import BackwardReader
@@ -47,44 +47,44 @@ MODELS = ("dnc", "lstm")
 class ModelConfig(JsonConfig):
     """What to build; saved as config.json["model"] in every run directory."""
 
-    model: str = "dnc"  # "dnc" or "lstm" (the baseline)
+    model: str = option("dnc", "--model", fixed=True)  # "dnc" or "lstm" (the baseline)
     # DNC
     controller: str = "lstm"  # "lstm" or "ff"
-    controller_size: int = 256
+    controller_size: int = option(256, "--controller-size", fixed=True)
     controller_layers: int = 1
-    memory_slots: int = 256  # N
-    word_size: int = 64  # W
-    read_heads: int = 4  # R
+    memory_slots: int = option(256, "--memory-slots", fixed=True)  # N
+    word_size: int = option(64, "--word-size", fixed=True)  # W
+    read_heads: int = option(4, "--read-heads", fixed=True)  # R
     clip_activation_grad: float | None = 10.0  # the paper's clip of the controller's activation gradients
     checkpoint_steps: int | None = None  # recompute memory in chunks of this many steps (saves GPU memory)
     # LSTM baseline
-    lstm_size: int = 512
+    lstm_size: int = option(512, "--lstm-size", fixed=True)
     lstm_layers: int = 1
     # input layer: None = one-hot (the paper), d = learned embedding of size d
-    embedding: int | None = None
+    embedding: int | None = option(None, "--embedding", fixed=True)
     # initial bias of every LSTM forget gate (controller and baseline), as in Sonnet's LSTM that DeepMind's
     # DNC uses (forget_bias=1.0): memories in the cell state then decay slowly from the start of training
     forget_bias: float = 1.0
     # dropout on the controller's direct path to the output (W_y h), so that answers must come through the
     # memory reads (W_r r): the "bypass dropout" of Franke et al. 2018 (rsDNC); 0 = the paper's DNC
-    bypass_dropout: float = 0.0
+    bypass_dropout: float = option(0.0, "--bypass-dropout", fixed=True)
     # layer-normalised LSTM controller (Franke et al. 2018, ADNC); False = the paper's LSTM
     layer_norm: bool = False
     # the memory improvements of Csordás & Schmidhuber 2019 (DNC-MD): masked content addressing,
     # de-allocation by wiping freed cells, and sharpened directional weightings; False = the paper's memory
     masked: bool = False
     deallocate: bool = False
-    sharpness: bool = False
+    sharpness: bool = option(False, "--sharpness", fixed=True)
     # ADNC's stabilisers (Franke et al. 2018): layer norm on the raw interface vector W_xi h_t, and a memory
     # read by content only (no temporal links); False / True = the paper's DNC
-    interface_norm: bool = False
-    links: bool = True
+    interface_norm: bool = option(False, "--interface-norm", fixed=True)
+    links: bool = option(True, "--links", fixed=True)
     # empty input steps before each question's answer slots, in which the model can read memory once
     # more before it must answer (the input is the zero vector; outputs there are not read); 0 = none
-    think_steps: int = 0
+    think_steps: int = option(0, "--think-steps", fixed=True)
     # a backward LSTM of this size over each question's segment of the story, its output joined to every
     # word's input (reader.py: BiADNC's backward pass, restarted at each question); 0 = none, the paper
-    backward_reader: int = 0
+    backward_reader: int = option(0, "--backward-reader", fixed=True)
 
     def __post_init__(self):
         if self.model not in MODELS:

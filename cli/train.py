@@ -34,19 +34,20 @@ def train_command(
                          "(default: the preset's)", show_default=False)] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="stories per step, all "
                           "processes together (default: the preset's)", show_default=False)] = None,
-    seed: Annotated[int, typer.Option("--seed", help="seed of the first run")] = 0,
+    seed: Annotated[int | None, typer.Option("--seed", help="seed of the first run (default: 0)",
+                    show_default=False)] = None,
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="train K runs in OUT/seed-N (seed + N)")] = 1,
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in OUT from its newest checkpoint "
-                      "that loads (latest, else best) with its saved model, data and training settings (training "
-                      "options given here replace those; another --model, --set or --tasks is refused); an OUT "
-                      "that does not exist yet starts a fresh run")] = False,
+                      "that loads (latest, else best) with its saved settings: training options given here replace "
+                      "those; another value of a model or data option (--model, --set, --tasks, --memory-slots, "
+                      "...) or of --seed is refused; an OUT that does not exist yet starts a fresh run")] = False,
     restart: Annotated[bool, typer.Option("--restart", help="delete the run in OUT and start over (the only way "
                        "to begin again in a folder that holds a run)")] = False,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda (default: auto)",
                       show_default=False)] = None,
     amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="bfloat16 autocast on CUDA",
                    show_default=False)] = None,
-    compile_model: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the "
+    compile: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the "
                              "DNC's time step (default: the preset's; on for small)", show_default=False)] = None,
     cuda_graphs: Annotated[bool | None, typer.Option("--cuda-graphs/--no-cuda-graphs", help="on a GPU, replay "
                            "whole training steps as CUDA graphs (default: on; eager where a graph cannot serve)",
@@ -89,7 +90,7 @@ def train_command(
                                "size over each question's part of the story, restarted at every question, joined "
                                "to the input (BiADNC's backward pass without reading past a question) (default: the "
                                "preset's; 0 = none, the paper)", show_default=False)] = None,
-    clip_norm: Annotated[float | None, typer.Option("--clip-norm", help="also clip the global gradient "
+    clip_grad_norm: Annotated[float | None, typer.Option("--clip-norm", help="also clip the global gradient "
                          "norm to this", show_default=False)] = None,
     max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="stop (and save) once the run "
                            "has trained this long, resumed sessions included; this counts as finished (exit "
@@ -115,7 +116,7 @@ def train_command(
                           "training stories so that answering the most common colour no longer pays (Franke "
                           "et al. 2018); validation and test stories stay as they are (default: off)",
                           show_default=False)] = None,
-    eval_stories: Annotated[int | None, typer.Option("--eval-stories", min=1, help="validate on only the "
+    valid_stories: Annotated[int | None, typer.Option("--eval-stories", min=1, help="validate on only the "
                             "first N validation stories of each task (quicker on a CPU)", show_default=False)] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bar (warnings are shown "
                         "either way)")] = True,
@@ -126,48 +127,38 @@ def train_command(
     limit reached), 2 an error to fix (nothing lost), 3 training diverged (the last good checkpoint is kept),
     75 stopped by SIGTERM or SIGINT after saving (--resume continues).
     """
-    from babi_dnc.babi_task import TRAIN_PRESETS, DataConfig, train_babi
-    from babi_dnc.models import MODELS, PRESETS
+    given = {k: v for k, v in locals().items() if v is not None}  # each named as the setting it sets
+    from babi_dnc.babi_task import TASK_PRESETS, TRAIN_PRESETS, BabiTaskConfig
+    from babi_dnc.babi_train import train_babi
+    from babi_dnc.config import flags
+    from babi_dnc.data.config import DataConfig
+    from babi_dnc.models import MODELS, PRESETS, ModelConfig
     from babi_dnc.models import preset as model_preset
+    from babi_dnc.train import TrainConfig
 
-    asked = {"model": model, "set_name": set_name, "tasks": tasks, "fallback_1k": fallback_1k, "augment_16": augment_16,
-             "data_dir": str(data_dir.resolve()) if data_dir else None,
-             "embedding": embedding, "bypass_dropout": bypass_dropout, "sharpness": sharpness,
-             "memory_slots": memory_slots, "word_size": word_size, "read_heads": read_heads,
-             "controller_size": controller_size, "lstm_size": lstm_size, "think_steps": think_steps,
-             "backward_reader": backward_reader, "interface_norm": interface_norm, "links": links}
-    model = model or "dnc"
-    if model not in MODELS:
+    if model is not None and model not in MODELS:
         raise UserError(f"--model must be one of {', '.join(MODELS)}, not {model!r}.")
     if preset not in PRESETS:
         raise UserError(f"--preset must be one of {', '.join(PRESETS)}, not {preset!r}.")
     if sharpness and links is False:
         raise UserError("--sharpness sharpens the temporal links' weightings, so leave it out with --no-links.")
-    out = out or Path("runs") / f"{model}-{preset}"
-    overrides = {
-        "max_steps": max_steps, "batch_size": batch_size, "device": device, "amp": amp, "compile": compile_model,
-        "cuda_graphs": cuda_graphs, "eval_every": eval_every, "lr": lr, "optimizer": optimizer,
-        "clip_grad_norm": clip_norm, "max_minutes": max_minutes, "threads": threads, "augment": augment,
-        "task_sampling": task_sampling, "curriculum_tasks": curriculum_tasks, "curriculum_steps": curriculum_steps,
-    }
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    train_config = dataclasses.replace(TRAIN_PRESETS[preset], seed=seed, progress=progress, **overrides)
-    model_config = model_preset(preset, model=model, embedding=embedding, bypass_dropout=bypass_dropout,
-                                 sharpness=sharpness, memory_slots=memory_slots, word_size=word_size,
-                                 read_heads=read_heads, controller_size=controller_size, lstm_size=lstm_size,
-                                 think_steps=think_steps, backward_reader=backward_reader,
-                                 interface_norm=interface_norm, links=links)
-    data_config = DataConfig(set_name=set_name or "en-10k", tasks=tasks or "all", data_dir=asked["data_dir"],
-                             valid_stories=eval_stories, fallback_1k=bool(fallback_1k),
-                             augment_16=bool(augment_16))
+    if data_dir is not None:
+        given["data_dir"] = str(data_dir.resolve())
+    out = out or Path("runs") / f"{model or 'dnc'}-{preset}"
 
+    def settings(cls) -> dict:
+        return {k: given[k] for k in flags(cls) if k in given}
+
+    model_config = model_preset(preset, **settings(ModelConfig))
+    data_config = DataConfig(**settings(DataConfig))
+    train_config = dataclasses.replace(TRAIN_PRESETS[preset], **settings(TrainConfig))
+    task_config = dataclasses.replace(TASK_PRESETS[preset], **settings(BabiTaskConfig))
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         warnings.filterwarnings("ignore", message=".*torch.jit.script_method.*")  # torch's own, at import
         warnings.showwarning = show_warnings
         summaries = train_babi(model_config, data_config, train_config, out, seeds=seeds, resume=resume,
-                               train_overrides={**overrides, "progress": progress}, restart=restart,
-                               asked=asked)
+                               restart=restart, given=given, task_config=task_config)
     print_summaries(summaries, out, "" if resume else f", {preset} preset")
     if any(s["interrupted"] for s in summaries):
         raise typer.Exit(EXIT_INTERRUPTED)

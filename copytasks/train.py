@@ -25,7 +25,7 @@ from babi_dnc.checkpoint import load_for_inference, read_config
 from babi_dnc.dnc import DNC
 from babi_dnc.errors import UserError
 from babi_dnc.run_folder import start_mode
-from babi_dnc.train import TrainConfig, fit, seed_everything
+from babi_dnc.train import Task, TrainConfig, fit, seed_everything
 
 from .curriculum import Curriculum, CurriculumConfig
 from .tasks import TASKS, CopyTaskConfig, bit_errors, recall_loss, sample_batch
@@ -109,8 +109,8 @@ class CopyConfig:
                 "train": self.train.to_dict()}
 
 
-class CopyTask:
-    """Copy / repeat-copy for `fit` (see the Task protocol in babi_dnc/train/).
+class CopyTask(Task):
+    """Copy / repeat-copy for `fit` (see the Task in babi_dnc/train/).
 
     Batches: `batch_size` sequences with lengths and repeats uniform up to the curriculum level, drawn
     from a torch.Generator seeded with `seed` (its state and the curriculum's are in state_dict).

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from babi_dnc.train import Task
+
 NAMES = ["Mary", "John", "Daniel", "Sandra"]
 PLACES = ["bathroom", "hallway", "garden", "office", "kitchen", "bedroom"]
 MOVES = ["moved to", "went to", "journeyed to", "travelled to", "went back to"]
@@ -120,7 +122,8 @@ def quiet_config(**changes):
 @pytest.fixture(scope="session")
 def tiny_run(tiny_babi_dir, tmp_path_factory) -> Path:
     """A run directory trained once per session: tiny DNC, tasks 1 and 8, 8 steps (evaluated at 4 and 8)."""
-    from babi_dnc.babi_task import DataConfig, train_babi
+    from babi_dnc.babi_train import train_babi
+    from babi_dnc.data.config import DataConfig
     from babi_dnc.models import preset
 
     out = tmp_path_factory.mktemp("runs") / "dnc-tiny"
@@ -131,7 +134,7 @@ def tiny_run(tiny_babi_dir, tmp_path_factory) -> Path:
     return out
 
 
-class ToyTask:
+class ToyTask(Task):
     """A synthetic Task: random word ids, an answer at ~1/3 of the real steps (the previous word).
 
     nan_at: steps whose loss is multiplied by NaN; on_step: a callback(step) run in next_batch.

@@ -104,7 +104,8 @@ def dnc(tiny_run, tiny_babi_dir):
 @pytest.fixture(scope="module")
 def lstm_run(tiny_babi_dir, tmp_path_factory):
     """A tiny LSTM-baseline run (two training steps)."""
-    from babi_dnc.babi_task import DataConfig, train_babi
+    from babi_dnc.babi_train import train_babi
+    from babi_dnc.data.config import DataConfig
     from babi_dnc.models import preset
 
     out = tmp_path_factory.mktemp("runs") / "lstm-tiny"

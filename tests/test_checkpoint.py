@@ -56,7 +56,7 @@ def test_round_trip_every_tensor_config_and_vocab(tmp_path):
     optimizer, trainer = trained_state(model)
     config = {"kind": "babi", "model": preset("tiny").to_dict(), "data": {"tasks": "1"}, "train": {"lr": 1e-3}}
     vocab = Vocabulary(WORDS)
-    write_run_files(tmp_path, config, vocab)
+    write_run_files(tmp_path, config, {"vocab.json": vocab.to_dict()})
     path = save_checkpoint(tmp_path, "best", model, trainer, {"step": 7, "metrics": {"error": 0.25}})
     assert path == tmp_path / "checkpoints" / "best"
     assert sorted(p.name for p in path.iterdir()) == ["meta.json", "model.safetensors", "trainer.pt"]
@@ -86,8 +86,7 @@ def test_round_trip_every_tensor_config_and_vocab(tmp_path):
 def test_load_run_of_the_lstm_baseline_and_fallback_to_latest(tmp_path):
     model = make_model(3, model="lstm", embedding=5)
     write_run_files(tmp_path, {"kind": "babi", "model": preset("tiny", model="lstm", embedding=5).to_dict(),
-                               "data": {}, "train": {}},
-                    Vocabulary(WORDS))
+                               "data": {}, "train": {}}, {"vocab.json": Vocabulary(WORDS).to_dict()})
     save_checkpoint(tmp_path, "latest", model, {}, {"step": 3})
     run = load_run(tmp_path)  # no "best" yet: "latest"
     assert run.step == 3 and run.checkpoint.tag == "latest" and not run.model.has_memory

@@ -80,5 +80,5 @@ def test_bad_curriculum_options_get_one_sentence(tmp_path, tiny_babi_dir, option
 def test_a_run_with_a_curriculum_trains_and_keeps_it_in_its_config(tmp_path, tiny_babi_dir):
     result = _train(tmp_path, tiny_babi_dir, "--curriculum-tasks", "8", "--curriculum-steps", "4", "--max-steps", "8")
     assert result.exit_code == 0, result.output
-    train = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
-    assert train["curriculum_tasks"] == "8" and train["curriculum_steps"] == 4
+    task = json.loads((tmp_path / "run" / "config.json").read_text())["task"]
+    assert task["curriculum_tasks"] == "8" and task["curriculum_steps"] == 4

@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 from babi_dnc.babi_task import answer_loss
 from babi_dnc.checkpoint import load_checkpoint
 from babi_dnc.models import build_model, preset
-from babi_dnc.train import DistEnv, close_distributed, fit, init_distributed
+from babi_dnc.train import DistEnv, Task, close_distributed, fit, init_distributed
 
 from .conftest import quiet_config
 
@@ -36,7 +36,7 @@ def global_batch() -> dict[str, torch.Tensor]:
     return {"ids": ids, "mask": mask, "targets": targets}
 
 
-class FixedTask:
+class FixedTask(Task):
     unit = "stories"
 
     def next_batch(self, step):

@@ -46,7 +46,9 @@ PAPER_LSTM512 = [(28.4, 1.5), (56.0, 1.5), (51.3, 1.4), (0.8, 0.5), (3.2, 0.5), 
 
 
 def _train(out: Path, model: str, data_dir: Path, seeds: int = 1) -> Path:
-    from babi_dnc.babi_task import TRAIN_PRESETS, DataConfig, train_babi
+    from babi_dnc.babi_task import TRAIN_PRESETS
+    from babi_dnc.babi_train import train_babi
+    from babi_dnc.data.config import DataConfig
     from babi_dnc.models import preset
 
     config = dataclasses.replace(TRAIN_PRESETS["tiny"], max_steps=4, eval_every=2, device="cpu", progress=False,
@@ -377,7 +379,9 @@ def test_the_table_names_the_runs_set_and_warns_that_en_is_not_en_10k(runs):
 def test_a_run_trained_on_the_1k_fallback_says_so_in_every_table(tiny_babi_dir, tmp_path):
     """Task 1's en-10k training file is missing and the en one is there: trained with --fallback-1k, task 1
     counts as trained, and the results file, the table and the JSON say how its training data differs."""
-    from babi_dnc.babi_task import TRAIN_PRESETS, DataConfig, train_babi
+    from babi_dnc.babi_task import TRAIN_PRESETS
+    from babi_dnc.babi_train import train_babi
+    from babi_dnc.data.config import DataConfig
     from babi_dnc.models import preset
 
     data = tmp_path / "tasks_1-20_v1-2"

@@ -320,3 +320,18 @@ def test_interface_norm_makes_the_step_blind_to_the_interface_weights_scale():
     no_links = build_model(dataclasses.replace(config, links=False), 9)
     assert not no_links.core.cell.memory.links and "no temporal links" in describe_model(
         dataclasses.replace(config, links=False), True)
+
+
+def test_the_interface_splits_into_the_papers_fields_then_the_masks_then_the_sharpness():
+    from babi_dnc.interface import interface_size, mask_size, split_interface, split_parts
+
+    W, R = 3, 2
+    paper, masks = interface_size(W, R), mask_size(W, R)
+    raw = torch.arange(paper + masks + 2 * R, dtype=torch.float64).unsqueeze(0) / 10
+    parts = split_parts(raw, W, R, masked=True)
+    assert torch.equal(parts.xi.write_vector, split_interface(raw[:, :paper], W, R).write_vector)
+    assert torch.equal(parts.read_masks, torch.sigmoid(raw[:, paper : paper + R * W]).reshape(1, R, W))
+    assert torch.equal(parts.write_mask, torch.sigmoid(raw[:, paper + R * W : paper + masks]).reshape(1, 1, W))
+    assert torch.equal(parts.sharpness, raw[:, paper + masks :])
+    plain = split_parts(raw[:, :paper], W, R, masked=False)
+    assert plain.read_masks is None and plain.write_mask is None and plain.sharpness.shape == (1, 0)

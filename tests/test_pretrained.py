@@ -18,8 +18,10 @@ import pytest
 from typer.testing import CliRunner
 
 import app
-from babi_dnc.babi_task import TRAIN_PRESETS, DataConfig, train_babi
+from babi_dnc.babi_task import TRAIN_PRESETS
+from babi_dnc.babi_train import train_babi
 from babi_dnc.checkpoint import TRAINER, read_config
+from babi_dnc.data.config import DataConfig
 from babi_dnc.errors import UserError
 from babi_dnc.models import preset
 from babi_dnc.pretrained import PROVENANCE, available, export_run, is_pretrained, provenance, resolve_run

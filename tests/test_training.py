@@ -13,12 +13,14 @@ import pytest
 import torch
 from torch import nn
 
-from babi_dnc.babi_task import BabiTask, DataConfig, answer_loss, evaluate_babi, train_babi
+from babi_dnc.babi_task import BabiTask, answer_loss, evaluate_babi
+from babi_dnc.babi_train import train_babi
 from babi_dnc.checkpoint import load_checkpoint
+from babi_dnc.data.config import DataConfig
 from babi_dnc.metrics import question_results
 from babi_dnc.models import build_model, preset
 from babi_dnc.runs import load_run
-from babi_dnc.train import DistEnv, fit, shard_batch
+from babi_dnc.train import DistEnv, TrainConfig, fit, shard_batch
 
 from .conftest import ToyTask, quiet_config
 
@@ -222,7 +224,7 @@ def test_resume_of_a_babi_run_is_bit_identical(tmp_path, tiny_babi_dir):
         train_babi(preset("tiny"), data_config, config, tmp_path / "a")
         train_babi(preset("tiny"), data_config, quiet_config(max_steps=3, eval_every=4, batch_size=8), tmp_path / "b")
         train_babi(preset("tiny"), data_config, config, tmp_path / "b", resume=True,
-                   train_overrides={"max_steps": 6})
+                   given={"max_steps": 6})
     assert_bit_identical(tmp_path / "a", tmp_path / "b")
 
 
@@ -311,7 +313,7 @@ def test_nonfinite_steps_in_a_row_reload_the_last_checkpoint_and_lower_the_lr(tm
 def test_the_session_run_has_the_documented_layout(tiny_run):
     assert (tiny_run / "config.json").is_file() and (tiny_run / "vocab.json").is_file()
     config = json.loads((tiny_run / "config.json").read_text())
-    assert config["kind"] == "babi" and set(config) == {"kind", "model", "data", "train"}
+    assert config["kind"] == "babi" and set(config) == {"kind", "model", "data", "train", "task"}
     for tag in ("latest", "best"):
         assert sorted(p.name for p in (tiny_run / "checkpoints" / tag).iterdir()) == [
             "meta.json", "model.safetensors", "trainer.pt"]
@@ -359,6 +361,11 @@ def test_train_command(tmp_path, tiny_babi_dir):
     assert "dnc on bAbI en-10k, tasks 1,8" in more.output
     assert load_checkpoint(out, "latest").step == 5
     assert json.loads((out / "config.json").read_text())["train"]["max_steps"] == 5  # what the run continued with
+    seed = runner.invoke(app, [*args, "--resume", "--seed", "3"])  # a seed is the run's: refused, not ignored
+    assert seed.exit_code == 2 and "was trained with --seed 0, not --seed 3" in seed.output
+    fewer = runner.invoke(app, [*args[:4], "6", *args[5:], "--resume", "--eval-stories", "1"])  # taken anew
+    assert fewer.exit_code == 0, fewer.output
+    assert json.loads((out / "config.json").read_text())["task"]["valid_stories"] == 1
 
     seeds = runner.invoke(app, ["train", "--model", "lstm", "--preset", "tiny", "--max-steps", "2", "--seeds", "2",
                                 "--seed", "7", "--data-dir", str(tiny_babi_dir), "--tasks", "1",
@@ -367,7 +374,7 @@ def test_train_command(tmp_path, tiny_babi_dir):
     for n in (0, 1):
         config = json.loads((tmp_path / "seeds" / f"seed-{n}" / "config.json").read_text())
         assert config["train"]["seed"] == 7 + n and config["model"]["model"] == "lstm"
-        assert config["train"]["augment"] is True  # the tiny preset's default is off
+        assert config["task"]["augment"] is True  # the tiny preset's default is off
     assert "over 2 runs" in seeds.output
 
     bad = runner.invoke(app, ["train", "--preset", "huge", "--out", str(tmp_path / "x")])
@@ -402,3 +409,35 @@ def test_a_task_that_asks_to_stop_ends_training_at_that_evaluation(tmp_path):
     assert summary["step"] == 6 and summary["stop_reason"] == "solved" and not summary["stopped"]
     assert [r["step"] for r in metrics_rows(tmp_path / "run", "eval")] == [3, 6]
     assert load_checkpoint(tmp_path / "run", "latest").step == 6
+
+
+def test_a_run_saved_before_the_task_section_keeps_its_settings(tmp_path):
+    from babi_dnc.babi_task import BabiTaskConfig
+    from babi_dnc.checkpoint import read_config
+    from babi_dnc.pretrained import resolve_run
+
+    old = {"kind": "babi", "data": {"tasks": "1", "valid_stories": 5},
+           "train": {"augment": True, "task_sampling": "error", "lr": 0.1}}
+    expected = BabiTaskConfig(augment=True, task_sampling="error", valid_stories=5)
+    assert BabiTaskConfig.from_saved(old, tmp_path) == expected
+    assert BabiTaskConfig.from_saved({**old, "task": {}}, tmp_path) == BabiTaskConfig()  # the new section wins
+    shipped = read_config(resolve_run("pretrained:dnc"))  # saved with the old layout: the joint recipe's serving
+    assert "task" not in shipped and BabiTaskConfig.from_saved(shipped, tmp_path).augment
+
+
+def test_every_setting_with_a_flag_is_the_train_option_of_the_same_name():
+    """A new option is its dataclass field (with its flag) and a Typer parameter of the field's name: the
+    command passes each setting on by that name, so the two must agree."""
+    import typing
+
+    from babi_dnc.babi_task import BabiTaskConfig
+    from babi_dnc.config import flags
+    from babi_dnc.models import ModelConfig
+    from cli.train import train_command
+
+    hints = typing.get_type_hints(train_command, include_extras=True)
+    infos = {name: hint.__metadata__[0] for name, hint in hints.items() if name != "return"}
+    options = {name: (info.param_decls or (info.default,))[0].split("/")[0] for name, info in infos.items()}
+    for cls in (ModelConfig, DataConfig, TrainConfig, BabiTaskConfig):
+        for field, flag in flags(cls).items():
+            assert options.get(field) == flag, (cls.__name__, field, flag, options.get(field))

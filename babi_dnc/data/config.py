@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import JsonConfig
+from ..config import JsonConfig, option
 from .loading import BabiData, load_babi
 from .vocab import Vocabulary
 
@@ -14,22 +14,20 @@ from .vocab import Vocabulary
 class DataConfig(JsonConfig):
     """Which bAbI data to train on; saved as config.json["data"]."""
 
-    set_name: str = "en-10k"  # "en-10k" or "en"
-    tasks: str = "all"  # "all" or a list such as "1,2,5-7"
-    data_dir: str | None = None  # None: env BABI_DNC_DATA, else the Hugging Face Hub
+    set_name: str = option("en-10k", "--set", fixed=True)  # "en-10k" or "en"
+    tasks: str = option("all", "--tasks", fixed=True)  # "all" or a list such as "1,2,5-7"
+    data_dir: str | None = option(None, "--data-dir")  # None: env BABI_DNC_DATA, else the Hub
     valid_fraction: float = 0.1
     seed: int = 0  # the validation split; the same for every training seed
-    valid_stories: int | None = None  # validate on the first N validation stories of each task (None: all)
     # where an en-10k training file is missing (task 3 in some copies), train on the en (1k) one of the task
-    fallback_1k: bool = False
+    fallback_1k: bool = option(False, "--fallback-1k", fixed=True)
     # task 16's training stories rewritten so that its most-common-colour shortcut no longer pays
     # (Franke et al. 2018; data/induction.py); validation and test stories are never rewritten
-    augment_16: bool = False
+    augment_16: bool = option(False, "--augment-16", fixed=True)
 
     def loading_key(self, data_dir: str | Path | None = None) -> tuple:
-        """What decides the loaded data: every field but valid_stories (a validation setting), the folder."""
-        fields = {k: v for k, v in self.to_dict().items() if k not in ("valid_stories", "data_dir")}
-        return tuple(sorted(fields.items())) + (str(data_dir or self.data_dir),)
+        """What decides the loaded data: every field, with the folder it is loaded from."""
+        return tuple(sorted({**self.to_dict(), "data_dir": str(data_dir or self.data_dir)}.items()))
 
 
 def load_data(dc: DataConfig, vocab: Vocabulary | None = None, data_dir: str | Path | None = None) -> BabiData:

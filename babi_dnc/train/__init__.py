@@ -1,9 +1,10 @@
 """The training loop shared by bAbI and the copy tasks: it knows nothing about either.
 
     from babi_dnc.train import TrainConfig, fit
-    summary = fit(model, task, TrainConfig(...), run_dir, config_to_save={"kind": "babi", ...}, vocab=vocab)
+    summary = fit(model, task, TrainConfig(...), run_dir, config_to_save={"kind": "babi", ...})
 
     config.py       TrainConfig (saved as config.json["train"])
+    task.py         Task: the base class of what fit trains on, its hooks' defaults
     loop.py         fit, as named phases: setup, step, non-finite handling, logging, evaluation, saving
     optim.py        the optimiser and the learning-rate schedule
     rng.py          seeding and the RNG state of a checkpoint
@@ -14,9 +15,10 @@
 (checkpoint.py, beside this package, writes and reads the run directory and its checkpoints; the bAbI task
 for this loop is babi_task.py, the copy tasks' is copytasks/train.py.)
 
-The Task protocol
------------------
-`fit` knows nothing about bAbI or copying; a task object supplies the data, the loss and the metric:
+The Task
+--------
+`fit` knows nothing about bAbI or copying; a task (a subclass of task.Task) supplies the data, the loss
+and the metric:
 
     next_batch(step: int) -> dict[str, Tensor]
         The global batch for `step`. Deterministic: the task owns its RNG (e.g. a torch.Generator or a
@@ -34,7 +36,8 @@ The Task protocol
     state_dict() -> dict  /  load_state_dict(d)
         Everything needed to continue the batch stream exactly (RNG, epoch, curriculum level); only
         numbers, strings, lists, dicts and tensors (it is read back with torch.load(weights_only=True)).
-    Optional:
+    Hooks (task.Task has their defaults):
+    run_files() -> dict[str, object]      files written beside config.json, e.g. {"vocab.json": ...}
     on_evaluate(metrics) -> None          after each evaluation, on every process (curriculum hook)
     should_stop(metrics) -> bool          after on_evaluate, on every process: True ends training early
                                           (stop_reason "solved"; the copy tasks once solved)
@@ -45,7 +48,7 @@ The Task protocol
     memory_image(model) -> ndarray | None an [H, W, 3] uint8 picture of the memory for TensorBoard
     unit: str                             what a batch row is ("stories", "sequences") for the speed
 
-`fit(model, task, train_config, run_dir, config_to_save, vocab=None, resume=False) -> dict`
+`fit(model, task, train_config, run_dir, config_to_save, resume=False, restart=False) -> dict`
     Trains for `train_config.max_steps` steps (a step is one batch, whether or not the update was taken),
     evaluates every `eval_every` steps (and at the end), and keeps RUN/checkpoints/best (lowest validation
     error) and RUN/checkpoints/latest (written at step 0, at every evaluation, every `checkpoint_every`
@@ -101,9 +104,10 @@ from .distributed import (
     shard_batch,
     to_device,
 )
-from .loop import Task, fit
+from .loop import fit
 from .optim import LRSchedule, make_optimizer
 from .rng import rng_state, seed_everything, set_rng_state
+from .task import Task
 
 __all__ = [
     "TrainConfig", "Task", "fit", "DistEnv", "init_distributed", "close_distributed", "resolve_device", "shard_batch",

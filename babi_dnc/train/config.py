@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-from ..config import JsonConfig
+from ..config import JsonConfig, flags, option
 from ..errors import UserError
 
 
@@ -13,40 +13,38 @@ from ..errors import UserError
 class TrainConfig(JsonConfig):
     """How to train; saved as config.json["train"]."""
 
-    optimizer: str = "rmsprop"  # "rmsprop" (the paper), "adam" or "sgd"
-    lr: float = 1e-4
+    optimizer: str = option("rmsprop", "--optimizer")  # "rmsprop" (the paper), "adam" or "sgd"
+    lr: float = option(1e-4, "--lr")
     momentum: float = 0.9  # RMSProp and SGD momentum
     rmsprop_alpha: float = 0.9  # RMSProp decay of the squared-gradient average (TensorFlow's default)
     eps: float | None = None  # None: 1e-10 for RMSProp (DeepMind's dnc), 1e-8 for Adam
     weight_decay: float = 0.0
     warmup_steps: int = 0  # linear warm-up of the learning rate
     lr_decay: str = "constant"  # "constant" or "cosine" (to 10% at max_steps)
-    clip_grad_norm: float | None = None  # global gradient-norm clipping (None: off)
-    batch_size: int = 16  # the global batch (all processes together)
-    max_steps: int = 100_000
-    max_minutes: float | None = None  # stop (and save) once the run has trained this long (all sessions)
-    eval_every: int = 1000
+    clip_grad_norm: float | None = option(None, "--clip-norm")  # global gradient-norm clipping (None: off)
+    batch_size: int = option(16, "--batch-size")  # the global batch (all processes together)
+    max_steps: int = option(100_000, "--max-steps")
+    max_minutes: float | None = option(None, "--max-minutes")  # stop (and save) after this much training
+    eval_every: int = option(1000, "--eval-every")
     log_every: int = 50
     checkpoint_every: int = 0  # save "latest" every N steps as well (0: at every evaluation only)
     checkpoint_minutes: float | None = 10.0  # ... and after this much training time since the last save
     image_every: int = 5  # a memory image to TensorBoard every N evaluations (0: never)
     eval_batch_size: int = 64
-    seed: int = 0
-    device: str = "auto"  # "auto", "cpu", "cuda" or "cuda:N"
-    amp: bool = False  # bfloat16 autocast on CUDA
-    compile: bool = False  # torch.compile the DNC's time step (faster on a CPU after a compile at the start)
-    cuda_graphs: bool = True  # on a GPU, replay whole training steps as CUDA graphs (cuda_graphs.py); eager elsewhere
-    threads: int | None = None  # torch.set_num_threads (1 is fastest on a busy CPU)
+    seed: int = option(0, "--seed", fixed=True)
+    device: str = option("auto", "--device")  # "auto", "cpu", "cuda" or "cuda:N"
+    amp: bool = option(False, "--amp")  # bfloat16 autocast on CUDA
+    # torch.compile the DNC's time step (faster on a CPU after a compile at the start)
+    compile: bool = option(False, "--compile")
+    # on a GPU, replay whole training steps as CUDA graphs (cuda_graphs.py); eager elsewhere
+    cuda_graphs: bool = option(True, "--cuda-graphs")
+    threads: int | None = option(None, "--threads")  # torch.set_num_threads (1 is fastest on a busy CPU)
     nonfinite_patience: int = 10  # non-finite steps in a row before reloading the last checkpoint
     lr_backoff: float = 0.5  # learning-rate factor after such a reload
     nonfinite_reloads: int = 3  # reloads in a row (no checkpoint saved in between) before the run gives up
     max_weight_growth: float | None = 100.0  # a checkpoint is refused when the weights' norm grew more than
     # this many times since the last one (weights that exploded, though finite); None: never
-    augment: bool = False  # bAbI: rename the entities of each training story at random (see augment.py)
-    task_sampling: str = "uniform"  # bAbI: "uniform", or "error": tasks drawn by validation error (data/sampling.py)
-    curriculum_tasks: str | None = None  # bAbI: train on these tasks alone first (a task list, e.g. "1") ...
-    curriculum_steps: int = 0  # ... for this many steps, then on all the run's tasks (0: no curriculum)
-    progress: bool = True  # rich progress bar on a terminal
+    progress: bool = option(True, "--progress")  # rich progress bar on a terminal
     tensorboard: bool = True
 
     def check(self) -> None:
@@ -55,12 +53,8 @@ class TrainConfig(JsonConfig):
             rule = RULES.get(f.name)
             value = getattr(self, f.name)
             if rule is not None and not (value is None and rule[2]) and not _holds(rule, value):
-                name = OPTIONS.get(f.name, f"the training setting {f.name}")
+                name = flags(TrainConfig).get(f.name, f"the training setting {f.name}")
                 raise UserError(f"{name} must be {rule[0]}, not {value!r}.")
-        if self.task_sampling not in TASK_SAMPLING:
-            raise UserError(f"--task-sampling must be {' or '.join(TASK_SAMPLING)}, not {self.task_sampling!r}.")
-        if self.curriculum_steps > 0 and not self.curriculum_tasks:
-            raise UserError("--curriculum-steps needs --curriculum-tasks: the tasks to train on first.")
 
 
 def _holds(rule: tuple, value) -> bool:
@@ -90,9 +84,4 @@ RULES = {
     "lr_backoff": ("a number above 0 and at most 1", lambda v: 0 < v <= 1, False),
     "nonfinite_reloads": ("zero or more", lambda v: v >= 0, False),
     "max_weight_growth": ("a number above 1", lambda v: v > 1, True),
-    "curriculum_steps": ("zero or more steps", lambda v: v >= 0, False),
 }
-TASK_SAMPLING = ("uniform", "error")
-OPTIONS = {"lr": "--lr", "clip_grad_norm": "--clip-norm", "batch_size": "--batch-size", "max_steps": "--max-steps",
-           "max_minutes": "--max-minutes", "eval_every": "--eval-every", "threads": "--threads",
-           "curriculum_steps": "--curriculum-steps"}

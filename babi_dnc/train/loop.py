@@ -12,11 +12,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.distributed as dist
@@ -37,27 +37,7 @@ from .optim import LRSchedule, make_optimizer
 from .progress import ProgressDisplay, slow_start_note
 from .rng import rng_state, seed_everything, set_rng_state
 from .signals import StopFlag
-
-
-@runtime_checkable
-class Task(Protocol):
-    """What `fit` trains on (see the package docstring)."""
-
-    def next_batch(self, step: int) -> dict[str, Tensor]: ...
-
-    def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]: ...
-
-    def evaluate(self, model: nn.Module) -> dict[str, float]: ...
-
-    def state_dict(self) -> dict: ...
-
-    def load_state_dict(self, state: dict) -> None: ...
-
-
-def _call_optional(task, name: str, *args, default=None):
-    """task.name(*args) if the task has that optional hook, else `default`."""
-    fn = getattr(task, name, None)
-    return fn(*args) if callable(fn) else default
+from .task import Task
 
 
 def _weights_norm(model: nn.Module) -> float:
@@ -80,6 +60,40 @@ class StepResult:
 
 
 @dataclass
+class Counters:
+    """The Trainer's running counts; saved in trainer.pt as a dict under these names."""
+
+    nonfinite: int = 0  # updates skipped for a non-finite loss or gradient, all told
+    streak: int = 0  # ... in a row
+    reloads: int = 0  # reloads of the last good checkpoint after `nonfinite_patience` in a row
+    reloads_in_a_row: int = 0  # ... without a checkpoint saved in between
+    evals: int = 0
+    best_error: float = math.inf
+    best_step: int = -1
+    elapsed: float = 0.0  # seconds of training, resumed sessions included
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> Counters:
+        return cls(**{f.name: saved[f.name] for f in dataclasses.fields(cls) if f.name in saved})
+
+
+@dataclass
+class Agreement:
+    """What the processes of a DDP run sum in the one all_reduce of a step: the answer tokens (to weight each
+    process's loss), the non-finite losses and the requests to stop and to save."""
+
+    tokens: Tensor
+    nonfinite: Tensor
+    want_stop: Tensor
+    want_save: Tensor
+
+    def all_reduce(self) -> Agreement:
+        packed = torch.stack([self.tokens, self.nonfinite, self.want_stop, self.want_save])
+        dist.all_reduce(packed)
+        return Agreement(*packed.unbind())
+
+
+@dataclass
 class Window:
     """The running sums of the current logging window."""
 
@@ -98,7 +112,7 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ setup
 
     def __init__(self, model: nn.Module, task: Task, cfg: TrainConfig, run_dir: Path, config_to_save: dict,
-                 vocab: Any, checkpoint: Checkpoint | None, notes: list[str]):
+                 checkpoint: Checkpoint | None, notes: list[str]):
         self.task, self.cfg, self.run_dir, self.notes = task, cfg, run_dir, notes
         self.env: DistEnv = init_distributed(cfg.device)
         self.device = resolve_device(cfg.device, self.env)
@@ -110,8 +124,7 @@ class Trainer:
         self.raw.train()
         self.optimizer = make_optimizer(self.raw.parameters(), cfg)
         self.schedule = LRSchedule(cfg)
-        self.counters = {"nonfinite": 0, "streak": 0, "reloads": 0, "reloads_in_a_row": 0, "evals": 0,
-                         "best_error": math.inf, "best_step": -1, "elapsed": 0.0}
+        self.counters = Counters()
         self.step, self.last_metrics = 0, {}
         self.saved_norm: float | None = None  # the weights' norm at the last save (exploded weights are refused)
         self.updated_since_reload = False
@@ -121,7 +134,7 @@ class Trainer:
         else:
             seed_everything(cfg.seed)
         if self.env.is_main:  # on resume too: config.json then holds the settings the run continues with
-            write_run_files(run_dir, config_to_save, vocab)
+            write_run_files(run_dir, config_to_save, task.run_files())
         if cfg.compile:  # the model's time step, not the unrolled loop (see dnc.compile_model)
             compile_model(self.raw)
         self.graphs = install_cuda_graphs(self.raw) if cfg.cuda_graphs else None  # None off a single GPU
@@ -130,11 +143,11 @@ class Trainer:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.forward_model = DistributedDataParallel(self.raw, device_ids=device_ids)
         self.log = MetricsLog(run_dir, self.env.is_main, cfg.tensorboard, self.step if self.resumed else None)
-        self.unit = getattr(task, "unit", "sequences")
+        self.unit = task.unit
         self.display = ProgressDisplay(cfg.progress, cfg.max_steps, self.step, self.unit, main=self.env.is_main)
         self.params = [p for p in self.raw.parameters() if p.requires_grad]
         self.last_save = time.perf_counter()
-        self.t_start, self.elapsed_before = time.perf_counter(), self.counters["elapsed"]
+        self.t_start, self.elapsed_before = time.perf_counter(), self.counters.elapsed
         self.window = Window()
         self.evaluated_at = self.saved_at = -1
         self.released = False
@@ -149,7 +162,7 @@ class Trainer:
             self.schedule.load_state_dict(trainer["scheduler"])
             set_rng_state(trainer["rng"])
             self.task.load_state_dict(trainer["task"])
-            self.counters.update(trainer["counters"])
+            self.counters = Counters.from_dict(trainer["counters"])
             self.step, self.last_metrics = int(trainer["step"]), dict(ckpt.meta.get("metrics", {}))
         except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as e:
             raise CheckpointError(f"checkpoint {ckpt.path} does not fit this run ({type(e).__name__}: "
@@ -204,26 +217,26 @@ class Trainer:
         if env.active:
             tokens = stats.get("tokens")
             local = (tokens if tokens is not None else torch.ones((), device=self.device)).float().reshape(())
-            flags = torch.tensor([float(want_stop), float(want_save)], device=self.device)
-            shared = torch.cat([local.view(1), (~loss_finite).float().view(1), flags])
-            dist.all_reduce(shared)
-            backward_loss = loss * (env.world_size * local / shared[0].clamp(min=1.0))
-            loss_finite = shared[1] == 0
+            flag = lambda on: torch.tensor(float(on), device=self.device)  # noqa: E731
+            agreed = Agreement(local, (~loss_finite).float(), flag(want_stop), flag(want_save)).all_reduce()
+            backward_loss = loss * (env.world_size * local / agreed.tokens.clamp(min=1.0))
+            loss_finite = agreed.nonfinite == 0
         backward_loss.backward()
         max_norm = cfg.clip_grad_norm if cfg.clip_grad_norm else math.inf
         norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm) if self.params else torch.zeros(())
-        checks = [loss.detach(), norm.float().to(loss.device), loss_finite.float()]
+        checks = {"loss": loss.detach(), "norm": norm.float().to(loss.device), "finite": loss_finite.float()}
         if env.active:
-            checks += [shared[2], shared[3]]
-        values = torch.stack(checks).tolist()  # the one host sync per step
+            checks |= {"want_stop": agreed.want_stop, "want_save": agreed.want_save}
+        synced = dict(zip(checks, torch.stack(list(checks.values())).tolist(), strict=True))  # the one host sync
         if env.active:  # every process stops at the same step
-            want_stop, want_save = values[3] > 0, values[4] > 0
+            want_stop, want_save = synced["want_stop"] > 0, synced["want_save"] > 0
         else:
             want_stop = want_stop or stop_flag.requested
-        result = StepResult(values[0], values[1], values[2] > 0 and math.isfinite(values[1]), want_stop, want_save)
+        finite = synced["finite"] > 0 and math.isfinite(synced["norm"])
+        result = StepResult(synced["loss"], synced["norm"], finite, want_stop, want_save)
         if result.finite:
             self.optimizer.step()
-            self.counters["streak"] = 0
+            self.counters.streak = 0
             self.updated_since_reload = True
             self._add_to_window(result, stats)
         self.optimizer.zero_grad(set_to_none=True)
@@ -248,38 +261,38 @@ class Trainer:
         the last good checkpoint and lower the learning rate by `lr_backoff`; after `nonfinite_reloads`
         such reloads with no checkpoint saved from a taken update in between, give up."""
         c, step, patience = self.counters, self.step, self.cfg.nonfinite_patience
-        c["nonfinite"] += 1
-        c["streak"] += 1
-        self.log.log(step, "nonfinite", loss=result.loss, grad_norm=result.grad_norm, count=c["nonfinite"],
-                     streak=c["streak"])
-        if c["streak"] == 1:
-            self.display.note(f"step {step}: non-finite loss or gradient, update skipped ({c['nonfinite']} in all; "
+        c.nonfinite += 1
+        c.streak += 1
+        self.log.log(step, "nonfinite", loss=result.loss, grad_norm=result.grad_norm, count=c.nonfinite,
+                     streak=c.streak)
+        if c.streak == 1:
+            self.display.note(f"step {step}: non-finite loss or gradient, update skipped ({c.nonfinite} in all; "
                               f"after {patience} in a row the last checkpoint is reloaded)")
-        if c["streak"] < patience:
+        if c.streak < patience:
             return
-        if c["reloads_in_a_row"] >= self.cfg.nonfinite_reloads:
+        if c.reloads_in_a_row >= self.cfg.nonfinite_reloads:
             self._give_up()
         ckpt, _ = resume_checkpoint(self.run_dir)  # latest, else best (latest is missing after a resume from best)
         load_weights(self.raw, ckpt.weights, source=ckpt.path)
         self.optimizer.load_state_dict(ckpt.trainer["optimizer"])
         self.schedule.lr_scale *= self.cfg.lr_backoff
         self.saved_norm = _weights_norm(self.raw)
-        c["streak"] = 0
-        c["reloads"] += 1
-        c["reloads_in_a_row"] += 1
+        c.streak = 0
+        c.reloads += 1
+        c.reloads_in_a_row += 1
         self.updated_since_reload = False
         self.log.log(step, "reload", from_step=ckpt.step, lr_scale=self.schedule.lr_scale)
         self.display.note(f"step {step}: {patience} non-finite steps in a row: reloaded the checkpoint of step "
-                          f"{ckpt.step}, learning rate x{self.schedule.lr_scale:g} (reload {c['reloads_in_a_row']} "
+                          f"{ckpt.step}, learning rate x{self.schedule.lr_scale:g} (reload {c.reloads_in_a_row} "
                           f"of {self.cfg.nonfinite_reloads} before giving up)")
 
     def _give_up(self) -> None:
         """The guard's last word: log it and raise TrainingDiverged (the last good checkpoint stays)."""
         c, lr = self.counters, self.cfg.lr * self.schedule.lr_scale
-        self.log.log(self.step, "diverged", reloads=c["reloads_in_a_row"], lr=lr)
+        self.log.log(self.step, "diverged", reloads=c.reloads_in_a_row, lr=lr)
         raise TrainingDiverged(
             f"training diverged at step {self.step}: the loss or gradient stayed non-finite after "
-            f"{c['reloads_in_a_row']} reloads of the last good checkpoint (learning rate lowered to {lr:.3g}), "
+            f"{c.reloads_in_a_row} reloads of the last good checkpoint (learning rate lowered to {lr:.3g}), "
             f"so lower --lr (it is {self.cfg.lr:g}) or set --clip-norm and continue with --resume from the "
             "checkpoint kept in checkpoints/latest."
         )
@@ -311,7 +324,7 @@ class Trainer:
         if not w.steps:  # every update of the window was skipped: no loss to report
             values = {"lr": lr, f"{unit}_per_s": speed}
         values["skipped"] = w.batches - w.steps
-        self.log.log(step, "train", **values, nonfinite=self.counters["nonfinite"], elapsed_s=round(self.elapsed(), 2))
+        self.log.log(step, "train", **values, nonfinite=self.counters.nonfinite, elapsed_s=round(self.elapsed(), 2))
         self.display.update(step, loss=f"{values['loss']:.4f}" if w.steps else "n/a",
                             speed=f"{speed:.1f} {unit}/s", extra=self._task_fields())
         if not self.display.live and self.display.enabled:
@@ -324,7 +337,7 @@ class Trainer:
         self.window = Window(t=now)
 
     def _task_fields(self) -> str:
-        fields = _call_optional(self.task, "progress_fields", default={}) or {}
+        fields = self.task.progress_fields()
         return " ".join(f"{k} {v}" for k, v in fields.items())
 
     # ------------------------------------------------------------------------------------- evaluation
@@ -346,28 +359,27 @@ class Trainer:
         c, step = self.counters, self.step
         self.last_metrics = metrics
         self.evaluated_at = step
-        c["evals"] += 1
-        _call_optional(self.task, "on_evaluate", metrics)
-        previous_best = c["best_error"], c["best_step"]
-        is_best = metrics["error"] < c["best_error"]  # False for NaN
+        c.evals += 1
+        self.task.on_evaluate(metrics)
+        previous_best = c.best_error, c.best_step
+        is_best = metrics["error"] < c.best_error  # False for NaN
         if is_best:
-            c["best_error"], c["best_step"] = metrics["error"], step
-        self.log.log(step, "eval", **metrics, best_error=c["best_error"])
-        summary = _call_optional(self.task, "summary", metrics, default=f"error {metrics['error']:.2%}")
+            c.best_error, c.best_step = metrics["error"], step
+        self.log.log(step, "eval", **metrics, best_error=c.best_error)
+        summary = self.task.summary(metrics)
         self.display.line(Text.assemble(f"step {step}: {summary}", ("  (best)" if is_best else "", "green")))
-        now, best = (_call_optional(self.task, "format_error", e, default=f"{e:.2%}")
-                     for e in (metrics["error"], c["best_error"]))
+        now, best = (self.task.format_error(e) for e in (metrics["error"], c.best_error))
         self.display.update(step, val=f"{now} (best {best})")
-        if self.env.is_main and self.cfg.image_every and c["evals"] % self.cfg.image_every == 1 % self.cfg.image_every:
+        if self.env.is_main and self.cfg.image_every and c.evals % self.cfg.image_every == 1 % self.cfg.image_every:
             self._log_memory_image()
         if is_best and not self.save("best"):
-            c["best_error"], c["best_step"] = previous_best
+            c.best_error, c.best_step = previous_best
         return metrics
 
     def _log_memory_image(self) -> None:
         self.raw.eval()
         with torch.no_grad():
-            image = _call_optional(self.task, "memory_image", self.raw)
+            image = self.task.memory_image(self.raw)
         self.raw.train()
         if image is not None:
             self.log.image("memory", image, self.step)
@@ -376,7 +388,7 @@ class Trainer:
         """Evaluate every `eval_every` steps; True when the task then asks to stop (solved)."""
         if not (self.cfg.eval_every and self.step % self.cfg.eval_every == 0):
             return False
-        return bool(_call_optional(self.task, "should_stop", self.evaluate(), default=False))
+        return bool(self.task.should_stop(self.evaluate()))
 
     # ----------------------------------------------------------------------------------------- saving
 
@@ -393,10 +405,10 @@ class Trainer:
         else:
             self.saved_norm = norm
             if tag == "latest" and self.updated_since_reload:
-                self.counters["reloads_in_a_row"] = 0  # training moved on from the last reload
+                self.counters.reloads_in_a_row = 0  # training moved on from the last reload
         if problem is None and self.env.is_main:
-            self.counters["elapsed"] = self.elapsed()
-            meta = {"step": self.step, "metrics": self.last_metrics, "elapsed_s": self.counters["elapsed"]}
+            self.counters.elapsed = self.elapsed()
+            meta = {"step": self.step, "metrics": self.last_metrics, "elapsed_s": self.counters.elapsed}
             save_checkpoint(self.run_dir, tag, self.raw, self.trainer_state(), meta)
         if self.env.active:
             dist.barrier()
@@ -419,7 +431,7 @@ class Trainer:
             "scheduler": self.schedule.state_dict(),
             "rng": rng_state(),
             "task": self.task.state_dict(),
-            "counters": dict(self.counters),
+            "counters": dataclasses.asdict(self.counters),
         }
 
     def save_if_due(self, want_save: bool) -> None:
@@ -440,7 +452,7 @@ class Trainer:
 
     def close(self, stopped: bool, stop_reason: str) -> dict:
         """Log how the run ended, release the log and the display, restore the threads; the summary."""
-        self.counters["elapsed"] = self.elapsed()
+        self.counters.elapsed = self.elapsed()
         interrupted = stopped and stop_reason != "time limit"
         if self.graphs is not None:  # how the training steps ran: replayed graphs, or eager and why
             self.log.log(self.step, "cuda_graphs", **self.graphs.stats, failed=self.graphs.failed)
@@ -455,10 +467,10 @@ class Trainer:
             dist.barrier()  # no process leaves while another still exchanges gradients or checkpoints
         self.release()
         c = self.counters
-        return {"run_dir": str(self.run_dir), "step": self.step, "best_error": c["best_error"],
-                "best_step": c["best_step"], "metrics": self.last_metrics, "stopped": stopped,
-                "interrupted": interrupted, "stop_reason": stop_reason, "nonfinite": c["nonfinite"],
-                "reloads": c["reloads"], "elapsed_s": c["elapsed"],
+        return {"run_dir": str(self.run_dir), "step": self.step, "best_error": c.best_error,
+                "best_step": c.best_step, "metrics": self.last_metrics, "stopped": stopped,
+                "interrupted": interrupted, "stop_reason": stop_reason, "nonfinite": c.nonfinite,
+                "reloads": c.reloads, "elapsed_s": c.elapsed,
                 "cuda_graphs": dict(self.graphs.stats) if self.graphs else None}
 
     def release(self) -> None:
@@ -478,7 +490,6 @@ def fit(
     train_config: TrainConfig,
     run_dir: str | Path,
     config_to_save: dict,
-    vocab: Any = None,
     resume: bool = False,
     restart: bool = False,
 ) -> dict:
@@ -487,12 +498,14 @@ def fit(
     The run folder is this call's alone while it runs (run_folder.py): resume continues from its newest
     checkpoint that loads, restart deletes the run it holds, neither refuses a folder that holds a run.
     """
+    if not isinstance(task, Task):
+        raise TypeError(f"fit trains on a train.Task, not {type(task).__name__}")
     train_config.check()
     run_dir = Path(run_dir)
     env = init_distributed(train_config.device)
     barrier = dist.barrier if env.active else (lambda: None)
     with open_run_folder(run_dir, resume, restart, env.is_main, barrier) as (checkpoint, notes):
-        run = Trainer(model, task, train_config, run_dir, config_to_save, vocab, checkpoint, notes)  # setup
+        run = Trainer(model, task, train_config, run_dir, config_to_save, checkpoint, notes)  # setup
         try:
             return _train(run)
         finally:
