@@ -63,6 +63,11 @@ def tree_where(keep_new: Tensor, new: Any, old: Any) -> Any:
     raise TypeError(f"state leaves must be tensors or tuples, got {type(new).__name__}")
 
 
+def clip_value(x: Tensor, bound: float | None) -> Tensor:
+    """x clamped to [-bound, bound] (None: x unchanged)."""
+    return x if bound is None else x.clamp(-bound, bound)
+
+
 class DNCCell(nn.Module):
     """One step of the DNC: (x_t [B, X], state) -> (y_t [B, Y], state).
 
@@ -78,6 +83,8 @@ class DNCCell(nn.Module):
         masked, deallocate, sharpness: the memory options of Csordás & Schmidhuber 2019 (see memory.py).
         interface_norm: layer normalisation of the raw interface vector W_xi h_t (Franke et al. 2018, ADNC).
         links: the temporal link matrix; False reads memory by content only (ADNC; see memory.py).
+        clip_value: clamp the controller's output h_t and the DNC's output y_t to [-v, v] (DeepMind's dnc
+            `clip_value`, one of ADNC's stabilisers); None (the paper) leaves them unbounded.
     """
 
     def __init__(
@@ -97,11 +104,12 @@ class DNCCell(nn.Module):
         sharpness: bool = False,
         interface_norm: bool = False,
         links: bool = True,
+        clip_value: float | None = None,
     ):
         super().__init__()
         self.input_size, self.output_size = input_size, output_size
         self.read_heads, self.word_size = read_heads, word_size
-        self.clip_activation_grad = clip_activation_grad
+        self.clip_activation_grad, self.clip_value = clip_activation_grad, clip_value
         self.memory = Memory(memory_slots, word_size, read_heads, masked=masked, deallocate=deallocate,
                              sharpness=sharpness, links=links)
         chi_size = input_size + read_heads * word_size
@@ -138,7 +146,7 @@ class DNCCell(nn.Module):
         """The step up to the new read vectors: (h_t [B, H], state); `readout` makes y_t from them."""
         chi = torch.cat([x, state.read_vectors.flatten(1).to(x.dtype)], dim=-1)  # [B, X + R*W]
         h, controller_state = self.controller(chi, state.controller)  # [B, H]
-        h = clip_gradient(h, self.clip_activation_grad)
+        h = clip_value(clip_gradient(h, self.clip_activation_grad), self.clip_value)
         xi = self.interface(h)  # [B, interface_size]
         if self.interface_norm is not None:
             xi = self.interface_norm(xi)
@@ -148,7 +156,7 @@ class DNCCell(nn.Module):
     def readout(self, h: Tensor, read_vectors: Tensor) -> Tensor:
         """y_t = W_y h_t + W_r [r^1_t; ...; r^R_t], for one step (h [B, H], read_vectors [B, R, W]) or for
         many at once ([B, T, H], [B, T, R, W]): nothing in it feeds back into the recurrence."""
-        return self.output(h) + self.read_output(read_vectors.flatten(-2).to(h.dtype))
+        return clip_value(self.output(h) + self.read_output(read_vectors.flatten(-2).to(h.dtype)), self.clip_value)
 
 
 class DNC(nn.Module):

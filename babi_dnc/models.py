@@ -85,6 +85,9 @@ class ModelConfig(JsonConfig):
     # a backward LSTM of this size over each question's segment of the story, its output joined to every
     # word's input (reader.py: BiADNC's backward pass, restarted at each question); 0 = none, the paper
     backward_reader: int = option(0, "--backward-reader", fixed=True)
+    # the controller's output and the DNC's output clamped to [-v, v] (DeepMind's dnc clip_value, one of ADNC's
+    # stabilisers); None = the paper's DNC
+    clip_value: float | None = option(None, "--clip-value", fixed=True)
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -139,6 +142,8 @@ def describe_model(mc: ModelConfig, details: bool = False) -> str:
         extra += [name for name, on in options.items() if on]
         if mc.bypass_dropout:
             extra.append(f"bypass dropout {mc.bypass_dropout:g}")
+        if mc.clip_value is not None:
+            extra.append(f"outputs clipped to ±{mc.clip_value:g}")
     else:
         layers = mc.lstm_layers
         text = f"LSTM ({f'{layers} x ' if layers != 1 else ''}{mc.lstm_size} units)"
@@ -268,6 +273,7 @@ def build_model(config: ModelConfig, vocab_size: int, answer_id: int | None = No
             clip_activation_grad=config.clip_activation_grad, checkpoint_steps=config.checkpoint_steps,
             layer_norm=config.layer_norm, masked=config.masked, deallocate=config.deallocate,
             sharpness=config.sharpness, interface_norm=config.interface_norm, links=config.links,
+            clip_value=config.clip_value,
         )
     else:
         core = LSTMBaseline(input_size, vocab_size, hidden_size=config.lstm_size, num_layers=config.lstm_layers)

@@ -90,6 +90,9 @@ def train_command(
                                "size over each question's part of the story, restarted at every question, joined "
                                "to the input (BiADNC's backward pass without reading past a question) (default: the "
                                "preset's; 0 = none, the paper)", show_default=False)] = None,
+    clip_value: Annotated[float | None, typer.Option("--clip-value", min=0.001, help="DNC: clamp the "
+                          "controller's and the DNC's outputs to [-V, V] (DeepMind's dnc clip_value, an ADNC "
+                          "stabiliser) (default: the preset's; none = the paper's DNC)", show_default=False)] = None,
     clip_grad_norm: Annotated[float | None, typer.Option("--clip-norm", help="also clip the global gradient "
                          "norm to this", show_default=False)] = None,
     max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="stop (and save) once the run "

@@ -335,3 +335,20 @@ def test_the_interface_splits_into_the_papers_fields_then_the_masks_then_the_sha
     assert torch.equal(parts.sharpness, raw[:, paper + masks :])
     plain = split_parts(raw[:, :paper], W, R, masked=False)
     assert plain.read_masks is None and plain.write_mask is None and plain.sharpness.shape == (1, 0)
+
+
+def test_clip_value_bounds_the_controller_and_the_dnc_outputs():
+    """DeepMind's clip_value: h_t and y_t clamped to [-v, v]; None is the paper's DNC (unbounded)."""
+    config = dataclasses.replace(preset("tiny"), clip_value=0.05)
+    model = build_model(config, 9)
+    seen = []
+    model.core.cell.interface.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach()))
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=3.0)  # large outputs everywhere
+    y, _ = model(torch.randint(0, 9, (2, 6)))
+    assert y.abs().max() <= 0.05 + 1e-7 and torch.stack(seen).abs().max() <= 0.05 + 1e-7
+    assert y.abs().max() > 0.049  # the bound was reached: clamped, not merely small
+    plain = build_model(preset("tiny"), 9)
+    plain.load_state_dict(model.state_dict())
+    assert plain(torch.zeros(2, 6, dtype=torch.long))[0].abs().max() > 0.05
+    assert "outputs clipped to ±0.05" in describe_model(config, True)
