@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import torch
 from safetensors import SafetensorError
@@ -137,14 +137,19 @@ def ensure_folder(path: str | Path, option: str) -> Path:
     return path
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to `path` through a temporary file and a rename, so readers never see half a file;
-    CheckpointError (and no temporary file left) when it cannot be written."""
+def write_atomic(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Write `path` through `write(file)` into a temporary file beside it, fsynced and renamed over it, so a
+    kill at any moment leaves the old file or the new one whole and readers never see half a file (a
+    symbolic link at `path` is replaced, never written through); CheckpointError (and no temporary file
+    left) when it cannot be written."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
-        _fsync_file(tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
         with contextlib.suppress(OSError):
@@ -152,6 +157,12 @@ def write_json_atomic(path: Path, obj: Any) -> None:
         raise CheckpointError(f"cannot write {path} ({io_reason(e, path.parent)}): free some space or fix the "
                               "folder's permissions, then run the command again.") from None
     _fsync_dir(path.parent)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON to `path` atomically (write_atomic)."""
+    data = (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode()
+    write_atomic(path, lambda f: f.write(data))
 
 
 def read_json(path: Path, what: str) -> Any:

@@ -28,6 +28,7 @@ from babi_dnc.errors import CheckpointError
 from babi_dnc.models import build_model, preset
 from babi_dnc.run_folder import LOCK, RunLock
 from babi_dnc.train import fit
+from babi_dnc.train.log import MetricsLog
 
 from .conftest import ToyTask, quiet_config
 from .test_training import assert_bit_identical, metrics_rows
@@ -466,3 +467,78 @@ def test_system_errors_and_ctrl_c_outside_training_get_one_sentence(tiny_run, mo
     monkeypatch.setattr(harness, "evaluate_runs", ctrl_c)
     result = runner.invoke(app, ["eval", str(tiny_run), "--device", "cpu"])
     assert result.exit_code == 130 and "interrupted" in one_sentence(result.output)
+
+
+# ---------------------------------------------------------------------- links and damaged run files
+
+
+def resume_args(run: Path, data_dir: Path, *extra: str) -> list[str]:
+    return ["train", "--out", str(run), "--resume", "--data-dir", str(data_dir), "--no-progress", *extra]
+
+
+@pytest.mark.parametrize("name", [LOCK, "metrics.jsonl"])
+def test_a_link_in_place_of_the_lock_or_the_log_is_refused_and_never_written_through(tiny_run, tiny_babi_dir,
+                                                                                    tmp_path, name):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("mine\n")
+    (run / name).unlink(missing_ok=True)
+    (run / name).symlink_to(outside)
+    result = runner.invoke(app, resume_args(run, tiny_babi_dir, "--max-steps", "10"))
+    assert result.exit_code == 2, result.output
+    assert f"{run / name} is a symbolic link" in one_sentence(result.output)
+    assert outside.read_text() == "mine\n" and (run / name).is_symlink()
+    assert load_checkpoint(run, "latest").step == 8  # nothing trained
+
+
+KILLED_LOG_REWRITE = r"""
+import os, signal, sys
+from pathlib import Path
+from babi_dnc.train.log import MetricsLog
+
+real = os.replace
+def replace(src, dst):  # the new log is written and fsynced: die just before it is renamed in
+    if Path(dst).name == "metrics.jsonl":
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(src, dst)
+os.replace = replace
+MetricsLog(Path(sys.argv[1]), True, False, resume_step=4)
+"""
+
+
+def test_resume_rewrites_the_log_atomically_so_a_kill_loses_no_line(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    before = (run / "metrics.jsonl").read_bytes()
+    assert python(KILLED_LOG_REWRITE, str(run)).wait(timeout=120) == -signal.SIGKILL
+    assert (run / "metrics.jsonl").read_bytes() == before
+    from babi_dnc.run_folder import start_mode
+
+    assert start_mode(run, resume=True) == "resume"  # the killed rewrite's temporary file is the run's own
+    log = MetricsLog(run, True, False, resume_step=4)
+    log.close()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows and max(r["step"] for r in rows) == 4 and log.note is None
+
+
+DAMAGE = bytes(range(128, 256)) * 24 + b"\n[1, 2, 3]\n42\n"  # not UTF-8, then JSON that is not an object
+
+
+def test_damaged_log_lines_are_dropped_and_said_by_resume_and_skipped_by_the_report(tiny_run, tiny_babi_dir,
+                                                                                     tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    valid = (run / "metrics.jsonl").read_bytes()
+    with open(run / "metrics.jsonl", "ab") as f:
+        f.write(DAMAGE)
+    report = runner.invoke(app, ["eval", str(run), "--device", "cpu", "--data-dir", str(tiny_babi_dir), "--report",
+                                 str(tmp_path / "report")])
+    assert report.exit_code == 0, report.output
+    assert "Traceback" not in report.output and (tmp_path / "report" / "report.md").is_file()
+    resumed = runner.invoke(app, resume_args(run, tiny_babi_dir, "--max-steps", "10"))
+    assert resumed.exit_code == 0, resumed.output
+    assert f"dropped 3 damaged lines of {run / 'metrics.jsonl'}" in resumed.output
+    log = (run / "metrics.jsonl").read_bytes()
+    assert log.startswith(valid) and all(isinstance(json.loads(line), dict) for line in log.splitlines())
+

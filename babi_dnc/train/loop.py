@@ -130,6 +130,8 @@ class Trainer:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.forward_model = DistributedDataParallel(self.raw, device_ids=device_ids)
         self.log = MetricsLog(run_dir, self.env.is_main, cfg.tensorboard, self.step if self.resumed else None)
+        if self.log.note:  # what resuming dropped from the log, shown by begin()
+            self.notes.append(self.log.note)
         self.unit = getattr(task, "unit", "sequences")
         self.display = ProgressDisplay(cfg.progress, cfg.max_steps, self.step, self.unit, main=self.env.is_main)
         self.params = [p for p in self.raw.parameters() if p.requires_grad]
