@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from . import viz
 from .augment import entity_classes, permute_entities
-from .checkpoint import CONFIG, config_section, read_config
+from .checkpoint import CONFIG, VOCAB, config_section, read_config
 from .config import JsonConfig
 from .data import collate, iterate_batches, load_babi, packed_columns, parse_task_spec, select_tasks, tasks_in
 from .data.sampling import ROUND_BATCHES, iterate_round
@@ -392,7 +392,20 @@ def _plan_data(plan: RunPlan, cache: dict[str, Any], env):
         cache[key] = load_data(dc, saved_vocab)
         if env.active and env.is_main:
             dist.barrier()
+    if saved_vocab is not None:
+        _check_saved_vocab(cache[key], plan.run_dir)
     return cache[key]
+
+
+def _check_saved_vocab(data, run_dir: Path) -> None:
+    """CheckpointError when a resumed run's vocab.json lacks words of its training files (it was changed, or
+    the data is other than the run's): its weights would be read against the wrong words."""
+    unknown = data.unknown.get("train")
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        raise CheckpointError(f"{len(unknown)} words of the training stories ({shown}) are not in {run_dir / VOCAB}, "
+                              "so it does not match the run's checkpoint and data: restore vocab.json, pass the "
+                              "--data-dir the run was trained on, or pass --restart to start over.")
 
 
 __all__ = [

@@ -542,3 +542,14 @@ def test_damaged_log_lines_are_dropped_and_said_by_resume_and_skipped_by_the_rep
     log = (run / "metrics.jsonl").read_bytes()
     assert log.startswith(valid) and all(isinstance(json.loads(line), dict) for line in log.splitlines())
 
+
+def test_resume_refuses_a_vocabulary_that_does_not_match_the_run(tiny_run, tiny_babi_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    vocab = json.loads((run / "vocab.json").read_text())
+    vocab["words"] = [w.replace("kitchen", "kitchem") for w in vocab["words"]]  # still sorted
+    (run / "vocab.json").write_text(json.dumps(vocab))
+    result = runner.invoke(app, resume_args(run, tiny_babi_dir, "--max-steps", "10"))
+    assert result.exit_code == 2, result.output
+    assert f"(kitchen) are not in {run / 'vocab.json'}" in one_sentence(result.output)
+    assert load_checkpoint(run, "latest").step == 8
