@@ -377,6 +377,7 @@ TRAIN = ["train", "--preset", "tiny", "--tasks", "1", "--max-steps", "2", "--no-
     ("--lr", "-1", "--lr must be a positive number"),
     ("--lr", "nan", "--lr must be a positive number, not nan"),
     ("--max-minutes", "-1", "--max-minutes must be a positive number of minutes"),
+    ("--threads", "100000", "--threads must be from 1 to 1024, not 100000"),
 ])
 def test_bad_training_options_get_one_sentence_and_write_nothing(tmp_path, tiny_babi_dir, option, value, words):
     out = tmp_path / "run"
@@ -553,3 +554,15 @@ def test_resume_refuses_a_vocabulary_that_does_not_match_the_run(tiny_run, tiny_
     assert result.exit_code == 2, result.output
     assert f"(kitchen) are not in {run / 'vocab.json'}" in one_sentence(result.output)
     assert load_checkpoint(run, "latest").step == 8
+
+
+def test_threads_beyond_any_cpu_are_refused_by_copy_and_bench(tmp_path):
+    out = tmp_path / "copy"
+    copied = runner.invoke(app, ["copy", "--max-steps", "2", "--threads", "20000", "--out", str(out)])
+    assert copied.exit_code == 2 and "--threads must be from 1 to 1024" in one_sentence(copied.output)
+    assert not out.exists()
+    for threads in ("0", "100000"):
+        benched = runner.invoke(app, ["bench", "--threads", threads])
+        assert benched.exit_code == 2 and f"--threads must be from 1 to 1024, not {threads}" in one_sentence(
+            benched.output)
+
