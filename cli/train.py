@@ -127,11 +127,12 @@ def train_command(
     75 stopped by SIGTERM or SIGINT after saving (--resume continues).
     """
     from babi_dnc.babi_task import TRAIN_PRESETS, DataConfig, train_babi
+    from babi_dnc.data import local_data_path
     from babi_dnc.models import MODELS, PRESETS
     from babi_dnc.models import preset as model_preset
 
     asked = {"model": model, "set_name": set_name, "tasks": tasks, "fallback_1k": fallback_1k, "augment_16": augment_16,
-             "data_dir": str(data_dir.resolve()) if data_dir else None,
+             "data_dir": str(local_data_path(data_dir)) if data_dir else None,
              "embedding": embedding, "bypass_dropout": bypass_dropout, "sharpness": sharpness,
              "memory_slots": memory_slots, "word_size": word_size, "read_heads": read_heads,
              "controller_size": controller_size, "lstm_size": lstm_size, "think_steps": think_steps,

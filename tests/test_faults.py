@@ -566,3 +566,16 @@ def test_threads_beyond_any_cpu_are_refused_by_copy_and_bench(tmp_path):
         assert benched.exit_code == 2 and f"--threads must be from 1 to 1024, not {threads}" in one_sentence(
             benched.output)
 
+
+@pytest.mark.parametrize("command", ["data", "train", "eval"])
+def test_a_symbolic_link_loop_as_data_dir_gets_one_sentence(tiny_run, tmp_path, command):
+    loop = tmp_path / "a"
+    loop.symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(loop)
+    args = {"data": ["data"], "train": [*TRAIN, "--out", str(tmp_path / "run")],
+            "eval": ["eval", str(tiny_run), "--device", "cpu"]}[command]
+    result = runner.invoke(app, [*args, "--data-dir", str(loop)])
+    assert result.exit_code == 2, result.output
+    assert f"bAbI data path {loop} is a loop of symbolic links" in one_sentence(result.output)
+    assert not (tmp_path / "run").exists()
+

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tarfile
@@ -135,7 +136,7 @@ def resolve_source(data_dir: str | Path | None = None) -> Source:
         data_dir = os.environ.get(ENV_DATA) or None
         if data_dir is None:
             return _hub_archive()
-    path = Path(data_dir).expanduser()
+    path = local_data_path(data_dir)
     if path.is_file():
         return Source("local-tar", path.resolve())
     if path.is_dir():
@@ -150,3 +151,16 @@ def resolve_source(data_dir: str | Path | None = None) -> Source:
                         "its parent or the .tar.gz.")
     raise DataError(f"bAbI data path {path} does not exist, so point --data-dir (or {ENV_DATA}) at the "
                     f"{ARCHIVE_ROOT} folder, its parent or the .tar.gz.")
+
+
+def local_data_path(data_dir: str | Path) -> Path:
+    """`data_dir` as an absolute path (~ expanded, links resolved); DataError for a loop of symbolic links,
+    which the system would otherwise report as a path that does not exist."""
+    path = Path(data_dir).expanduser()
+    try:
+        path.stat()
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise DataError(f"bAbI data path {path} is a loop of symbolic links, so point --data-dir (or {ENV_DATA}) "
+                            f"at the real {ARCHIVE_ROOT} folder, its parent or the .tar.gz.") from None
+    return path.resolve()
