@@ -18,6 +18,26 @@ from rich.text import Text
 from babi_dnc.errors import EXIT_CTRL_C, EXIT_USER_ERROR, UserError, printable
 
 
+def _reopen_closed_streams() -> None:
+    """A stdin, stdout or stderr the caller closed (`<&-`, `>&-`; Python then sets sys.stdin and the rest to
+    None) becomes /dev/null: input ends at once, output is discarded, and no file opened later (a run's
+    lock or log) takes the stream's number and receives what is printed."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        if getattr(sys, name) is not None:
+            continue
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+        setattr(sys, name, open(fd, mode, encoding="utf-8", errors="replace", closefd=False))
+
+
+_reopen_closed_streams()  # before the consoles below ask their streams whether they are terminals
+
+
 def _width(stream) -> int | None:
     """A terminal's own width; for a file or a pipe (a log, `make run | tee`) 160 columns unless COLUMNS says
     otherwise, so that the per-task tables are not squeezed into rich's default of 80."""

@@ -579,3 +579,18 @@ def test_a_symbolic_link_loop_as_data_dir_gets_one_sentence(tiny_run, tmp_path, 
     assert f"bAbI data path {loop} is a loop of symbolic links" in one_sentence(result.output)
     assert not (tmp_path / "run").exists()
 
+
+def closed(redirect: str, *args: str) -> subprocess.CompletedProcess:
+    """`babi-dnc ARGS` with stdin or stdout closed by the shell (`<&-`, `>&-`)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(["bash", "-c", f'exec "$@" {redirect}', "-", sys.executable, "-m", "app", *args], cwd=REPO,
+                          env=env, stderr=subprocess.PIPE, text=True, timeout=300)
+
+
+def test_a_closed_stdin_or_stdout_is_no_crash(tiny_run, tiny_babi_dir, tmp_path):
+    quiet = closed(">&-", "data", "--data-dir", str(tiny_babi_dir), "--tasks", "1")
+    assert quiet.returncode == 0 and "Traceback" not in quiet.stderr, quiet.stderr
+    refused = closed(">&-", "data", "--data-dir", str(tmp_path / "nowhere"))
+    assert refused.returncode == 2 and "does not exist" in one_sentence(refused.stderr)
+    chat = closed("<&-", "chat", str(tiny_run))
+    assert chat.returncode == 0 and "Traceback" not in chat.stderr, chat.stderr
