@@ -594,3 +594,30 @@ def test_a_closed_stdin_or_stdout_is_no_crash(tiny_run, tiny_babi_dir, tmp_path)
     assert refused.returncode == 2 and "does not exist" in one_sentence(refused.stderr)
     chat = closed("<&-", "chat", str(tiny_run))
     assert chat.returncode == 0 and "Traceback" not in chat.stderr, chat.stderr
+
+
+BIG = "tasks_1-20_v1-2/en-10k/qa1_single-supporting-fact_train.txt"
+
+
+def bomb(path: Path) -> Path:
+    """A .tar.gz of a few hundred bytes whose one member says it holds 8 GiB (its data is cut short)."""
+    import gzip
+    import tarfile
+
+    info = tarfile.TarInfo(BIG)
+    info.size = 8 << 30
+    path.write_bytes(gzip.compress(info.tobuf(format=tarfile.PAX_FORMAT) + bytes(1 << 16)))
+    return path
+
+
+def test_an_archive_bomb_or_a_huge_data_file_is_refused_unread(tmp_path):
+    result = runner.invoke(app, ["data", "--data-dir", str(bomb(tmp_path / "bomb.tar.gz"))])
+    assert result.exit_code == 2, result.output
+    sentence = one_sentence(result.output)
+    assert f"member {BIG} holds 8,589,934,592 bytes" in sentence and "refused unread" in sentence
+    huge = tmp_path / BIG
+    huge.parent.mkdir(parents=True)
+    with open(huge, "wb") as f:
+        f.truncate(100 << 20)  # sparse: no disk used
+    result = runner.invoke(app, ["data", "--data-dir", str(tmp_path / "tasks_1-20_v1-2")])
+    assert result.exit_code == 2 and f"{huge} holds 104,857,600 bytes" in one_sentence(result.output)
