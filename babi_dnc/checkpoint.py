@@ -278,8 +278,38 @@ def load_checkpoint(
 
     trainer: also read trainer.pt (False for inference: only the weights and meta.json).
     verify: check the sha256 of every file against meta.json.
-    Raises CheckpointError for a missing, corrupt or mismatched checkpoint.
+    Raises CheckpointError for a missing, corrupt or mismatched checkpoint. A training that saves `tag`
+    while it is read swaps its folder (see the module docstring), so the reader may meet files of two
+    checkpoints or a folder removed half-way: a failed read is tried again while the folder keeps changing.
     """
+    tries = 0
+    while True:
+        before = _folder_id(run_dir, tag)
+        try:
+            return _read_checkpoint(run_dir, tag, model, map_location, trainer, verify)
+        except (CheckpointError, OSError):  # OSError: a file removed between its check and its read
+            tries += 1
+            if tries == LOAD_TRIES or _folder_id(run_dir, tag) == before:
+                raise
+        time.sleep(0.05 * tries)
+
+
+LOAD_TRIES = 5  # reads of a checkpoint that a training keeps replacing
+
+
+def _folder_id(run_dir: str | Path, tag: str) -> tuple | None:
+    """Which folder checkpoint `tag` is now (a save puts a new one in its place), or None."""
+    path = resolve_checkpoint(run_dir, tag)
+    with contextlib.suppress(OSError):
+        if path is not None:
+            stat = path.stat()
+            return path.name, stat.st_dev, stat.st_ino
+    return None
+
+
+def _read_checkpoint(run_dir: str | Path, tag: str, model: nn.Module | None, map_location: str | torch.device,
+                     trainer: bool, verify: bool) -> Checkpoint:
+    """One read of checkpoint `tag` (load_checkpoint)."""
     path = resolve_checkpoint(run_dir, tag)
     if path is None:
         folder = checkpoint_dir(run_dir) / tag

@@ -621,3 +621,25 @@ def test_an_archive_bomb_or_a_huge_data_file_is_refused_unread(tmp_path):
         f.truncate(100 << 20)  # sparse: no disk used
     result = runner.invoke(app, ["data", "--data-dir", str(tmp_path / "tasks_1-20_v1-2")])
     assert result.exit_code == 2 and f"{huge} holds 104,857,600 bytes" in one_sentence(result.output)
+
+
+@pytest.mark.parametrize("meets", ["the new files", "a removed file"])
+def test_a_checkpoint_replaced_while_it_is_read_is_not_reported_corrupt(tmp_path, monkeypatch, meets):
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path, "latest", build_model(preset("tiny"), 6), {"step": 1}, {"step": 1})
+    real, saves = ck.sha256_file, []
+
+    def save_meanwhile(path):  # a training saves step 2 after the reader read meta.json of step 1
+        if not saves:
+            saves.append(2)
+            save_checkpoint(tmp_path, "latest", build_model(preset("tiny"), 6), {"step": 2}, {"step": 2})
+            if meets == "a removed file":  # the reader had resolved .old-latest, which the save removed
+                raise FileNotFoundError(2, os.strerror(2), str(path))
+        return real(path)
+
+    monkeypatch.setattr(ck, "sha256_file", save_meanwhile)
+    assert load_checkpoint(tmp_path, "latest").step == 2 and saves
+    monkeypatch.undo()
+    (tmp_path / "checkpoints" / "latest" / "model.safetensors").write_bytes(b"damaged")
+    with pytest.raises(CheckpointError, match="does not match its checksum"):  # a damaged one still is
+        load_checkpoint(tmp_path, "latest")
