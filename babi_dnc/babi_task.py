@@ -267,7 +267,7 @@ def run_config(model_config: ModelConfig, data_config: DataConfig, train_config:
 
 
 ASKED_OPTIONS = {"model": "--model", "set_name": "--set", "tasks": "--tasks", "fallback_1k": "--fallback-1k",
-                 "augment_16": "--augment-16"}
+                 "augment_16": "--augment-16", "valid_stories": "--eval-stories", "seed": "--seed"}
 # model settings that `train` options set: a resumed run keeps its own, so a different value is refused
 ASKED_MODEL_OPTIONS = {"embedding": "--embedding", "bypass_dropout": "--bypass-dropout", "sharpness": "--sharpness",
                        "memory_slots": "--memory-slots", "word_size": "--word-size", "read_heads": "--read-heads",
@@ -297,20 +297,29 @@ def saved_configs(run_dir: Path) -> tuple[ModelConfig, DataConfig, TrainConfig]:
             config_section(saved, "train", TrainConfig, run_dir))
 
 
-def _check_asked(plan: RunPlan, asked: dict) -> None:
-    """UserError when an option given for a resumed run differs from what the run was trained with."""
+def _check_asked(plan: RunPlan, asked: dict, n: int, preset_model: ModelConfig) -> None:
+    """UserError when an option given for resumed run `n` (of --seeds) differs from what the run was trained
+    with; --preset, when its model (with the model options given) is not the run's."""
     saved = {"model": plan.model.model, "set_name": plan.data.set_name, "tasks": plan.data.tasks,
-             "fallback_1k": plan.data.fallback_1k, "augment_16": plan.data.augment_16}
+             "fallback_1k": plan.data.fallback_1k, "augment_16": plan.data.augment_16,
+             "valid_stories": plan.data.valid_stories, "seed": plan.train.seed - n}
     saved |= {k: getattr(plan.model, k) for k in ASKED_MODEL_OPTIONS}
     names = ASKED_OPTIONS | ASKED_MODEL_OPTIONS
     same = {"tasks": lambda a, b: parse_task_spec(a) == parse_task_spec(b)}
     differ = [k for k in names if asked.get(k) is not None
               and not same.get(k, str.__eq__)(str(asked[k]), str(saved[k]))]
     if differ:
-        was = " ".join(f"{names[k]} {saved[k]}" for k in differ)
+        was = " ".join(f"{names[k]} {'(none)' if saved[k] is None else saved[k]}" for k in differ)
         now = " ".join(f"{names[k]} {asked[k]}" for k in differ)
         raise UserError(f"{plan.run_dir} was trained with {was}, not {now}: leave {now} out to resume it as it is, "
                         "or pass --restart to start over with it.")
+    ours, theirs = plan.model.to_dict(), preset_model.to_dict()
+    if asked.get("preset") and ours != theirs:
+        differ = [f"{k} {ours.get(k)}, not {theirs.get(k)}" for k in sorted(set(ours) | set(theirs))
+                  if ours.get(k) != theirs.get(k)]
+        shown = "; ".join(differ[:3]) + ("; ..." if len(differ) > 3 else "")
+        raise UserError(f"{plan.run_dir} was trained with another model than --preset {asked['preset']}'s ({shown}): "
+                        "leave --preset out to resume it as it is, or pass --restart to start over with it.")
 
 
 def plan_run(run_dir: Path, n: int, configs: tuple[ModelConfig, DataConfig, TrainConfig], resume: bool,
@@ -322,7 +331,7 @@ def plan_run(run_dir: Path, n: int, configs: tuple[ModelConfig, DataConfig, Trai
     if plan.mode == "resume":
         plan.model, plan.data, saved_train = saved_configs(run_dir)
         plan.train = dataclasses.replace(saved_train, **train_overrides)
-        _check_asked(plan, asked)
+        _check_asked(plan, asked, n, mc)
         if asked.get("data_dir"):
             plan.data = dataclasses.replace(plan.data, data_dir=asked["data_dir"])
     plan.train.check()

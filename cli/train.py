@@ -19,9 +19,9 @@ from .common import console, plain, say, show_warnings
 def train_command(
     model: Annotated[str | None, typer.Option("--model", help="dnc, or lstm (the LSTM baseline) (default: dnc)",
                      show_default=False)] = None,
-    preset: Annotated[str, typer.Option("--preset", help="paper (DNC1 / LSTM 512, RMSProp 1e-4), small "
-                                        "(a CPU recipe, one task), joint (a CPU recipe, all tasks) or tiny "
-                                        "(tests).")] = "paper",
+    preset: Annotated[str | None, typer.Option("--preset", help="paper (DNC1 / LSTM 512, RMSProp 1e-4), small "
+                                               "(a CPU recipe, one task), joint (a CPU recipe, all tasks) or tiny "
+                                               "(tests) (default: paper)", show_default=False)] = None,
     set_name: Annotated[str | None, typer.Option("--set", help="en-10k or en (default: en-10k)",
                         show_default=False)] = None,
     tasks: Annotated[str | None, typer.Option("--tasks", help="'all' or a list such as 1,2,5-7 (default: all)",
@@ -34,7 +34,8 @@ def train_command(
                          "(default: the preset's)", show_default=False)] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="stories per step, all "
                           "processes together (default: the preset's)", show_default=False)] = None,
-    seed: Annotated[int, typer.Option("--seed", help="seed of the first run")] = 0,
+    seed: Annotated[int | None, typer.Option("--seed", help="seed of the first run (default: 0)",
+                    show_default=False)] = None,
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="train K runs in OUT/seed-N (seed + N)")] = 1,
     resume: Annotated[bool, typer.Option("--resume", help="continue the run in OUT from its newest checkpoint "
                       "that loads (latest, else best) with its saved model, data and training settings (training "
@@ -136,8 +137,9 @@ def train_command(
              "embedding": embedding, "bypass_dropout": bypass_dropout, "sharpness": sharpness,
              "memory_slots": memory_slots, "word_size": word_size, "read_heads": read_heads,
              "controller_size": controller_size, "lstm_size": lstm_size, "think_steps": think_steps,
-             "backward_reader": backward_reader, "interface_norm": interface_norm, "links": links}
-    model = model or "dnc"
+             "backward_reader": backward_reader, "interface_norm": interface_norm, "links": links,
+             "seed": seed, "valid_stories": eval_stories, "preset": preset}
+    model, preset, seed = model or "dnc", preset or "paper", seed or 0
     if model not in MODELS:
         raise UserError(f"--model must be one of {', '.join(MODELS)}, not {model!r}.")
     if preset not in PRESETS:

@@ -643,3 +643,27 @@ def test_a_checkpoint_replaced_while_it_is_read_is_not_reported_corrupt(tmp_path
     (tmp_path / "checkpoints" / "latest" / "model.safetensors").write_bytes(b"damaged")
     with pytest.raises(CheckpointError, match="does not match its checksum"):  # a damaged one still is
         load_checkpoint(tmp_path, "latest")
+
+
+@pytest.mark.parametrize("options, words", [
+    (["--seed", "7"], "was trained with --seed 0, not --seed 7: leave --seed 7 out"),
+    (["--eval-stories", "5"], "was trained with --eval-stories (none), not --eval-stories 5"),
+    (["--preset", "small"], "was trained with another model than --preset small's (controller_size 16, not 256; "),
+    (["--max-steps", "4"], "is at step 8 already, past --max-steps 4: pass a --max-steps of 8 or more"),
+])
+def test_resume_refuses_options_that_differ_from_the_runs(tiny_run, tiny_babi_dir, tmp_path, options, words):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    config = (run / "config.json").read_bytes()
+    result = runner.invoke(app, resume_args(run, tiny_babi_dir, *options))
+    assert result.exit_code == 2, result.output
+    assert words in one_sentence(result.output)
+    assert (run / "config.json").read_bytes() == config and load_checkpoint(run, "latest").step == 8
+
+
+def test_resume_accepts_the_runs_own_preset_and_seed(tiny_run, tiny_babi_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    result = runner.invoke(app, resume_args(run, tiny_babi_dir, "--preset", "tiny", "--seed", "0", "--max-steps", "9"))
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(run, "latest").step == 9

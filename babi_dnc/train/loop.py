@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..checkpoint import Checkpoint, load_weights, save_checkpoint, unwrap, write_run_files
 from ..cuda_graphs import install_cuda_graphs
 from ..dnc import compile_model
-from ..errors import CheckpointError, TrainingDiverged
+from ..errors import CheckpointError, TrainingDiverged, UserError
 from ..malloc import retain_freed_memory
 from ..run_folder import open_run_folder, resume_checkpoint
 from .config import TrainConfig
@@ -118,6 +118,9 @@ class Trainer:
         self.resumed = checkpoint is not None
         if checkpoint is not None:
             self._restore(checkpoint)
+            if self.step > cfg.max_steps:  # before config.json is rewritten with the smaller number
+                raise UserError(f"{run_dir} is at step {self.step} already, past --max-steps {cfg.max_steps}: pass "
+                                f"a --max-steps of {self.step} or more to resume it, or leave --max-steps out.")
         else:
             seed_everything(cfg.seed)
         if self.env.is_main:  # on resume too: config.json then holds the settings the run continues with
