@@ -4,6 +4,7 @@ corrupt and hostile files, and random lines through the bAbI parser. Each checks
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -667,3 +668,36 @@ def test_resume_accepts_the_runs_own_preset_and_seed(tiny_run, tiny_babi_dir, tm
     result = runner.invoke(app, resume_args(run, tiny_babi_dir, "--preset", "tiny", "--seed", "0", "--max-steps", "9"))
     assert result.exit_code == 0, result.output
     assert load_checkpoint(run, "latest").step == 9
+
+
+class PipedInput(io.StringIO):
+    """Piped stdin that records the longest piece any read returned."""
+
+    longest = 0
+
+    def readline(self, size=-1):
+        line = super().readline(size)
+        self.longest = max(self.longest, len(line))
+        return line
+
+    def isatty(self):
+        return False
+
+
+def test_a_huge_line_in_chat_is_refused_as_it_is_read_and_never_echoed(tiny_run, tmp_path):
+    from rich.console import Console
+
+    from babi_dnc.chat import ChatSession, chat_loop
+
+    huge = "mary " * 400_000  # 2,000,000 characters, no end of line for a while
+    stdin, out = PipedInput(f"{huge}\nwhere is mary?\n"), io.StringIO()
+    chat_loop(ChatSession.from_run(str(tiny_run)), Console(file=out, width=200), stdin=stdin)
+    shown = out.getvalue()
+    assert "that line is too long (2000000 characters, at most 1000)" in shown and "mary " * 20 not in shown
+    assert "> where is mary?" in shown and "bye" in shown  # the session went on
+    assert stdin.longest <= 1 << 16  # read in pieces: never the whole line at once
+    story = tmp_path / "story.txt"
+    story.write_text(f"Mary went to the kitchen.\n{huge}\nWhere is Mary?\n")
+    result = runner.invoke(app, ["chat", str(tiny_run), "--story", str(story)])
+    assert result.exit_code == 2 and "mary " * 20 not in result.output
+    assert f"story file {story} has a line of 2000000 characters (line 2)" in one_sentence(result.output)
