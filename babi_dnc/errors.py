@@ -7,7 +7,8 @@ The CLI prints a UserError's message as one sentence, without a traceback, and e
     1   an internal error (a bug: Python's traceback)
     2   an error the user can fix (an option, the data, a run folder, a full disk): nothing was lost
     3   training failed: the non-finite guard gave up; the last good checkpoint is kept
-    75  interrupted by SIGTERM or SIGINT after saving: `--resume` continues (sysexits' EX_TEMPFAIL)
+    75  interrupted by SIGTERM, SIGHUP or SIGINT after saving: `--resume` continues (sysexits' EX_TEMPFAIL)
+    129 SIGHUP (a closed terminal) in a command that has nothing to save: 128 + SIGHUP
     130 Ctrl-C in a command that has nothing to save (eval, chat, viz, data, bench): 128 + SIGINT
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import unicodedata
 
 BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-EXIT_FINISHED, EXIT_USER_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_CTRL_C = 0, 2, 3, 75, 130
+EXIT_FINISHED, EXIT_USER_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_HANGUP, EXIT_CTRL_C = 0, 2, 3, 75, 129, 130
 
 
 class UserError(Exception):

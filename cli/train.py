@@ -125,7 +125,7 @@ def train_command(
 
     One training writes OUT at a time (OUT/.lock). Exit status: 0 finished (all steps, or the --max-minutes
     limit reached), 2 an error to fix (nothing lost), 3 training diverged (the last good checkpoint is kept),
-    75 stopped by SIGTERM or SIGINT after saving (--resume continues).
+    75 stopped by SIGTERM, SIGHUP or SIGINT after saving (--resume continues).
     """
     from babi_dnc.babi_task import TRAIN_PRESETS, DataConfig, train_babi
     from babi_dnc.data import local_data_path

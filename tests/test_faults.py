@@ -701,3 +701,59 @@ def test_a_huge_line_in_chat_is_refused_as_it_is_read_and_never_echoed(tiny_run,
     result = runner.invoke(app, ["chat", str(tiny_run), "--story", str(story)])
     assert result.exit_code == 2 and "mary " * 20 not in result.output
     assert f"story file {story} has a line of 2000000 characters (line 2)" in one_sentence(result.output)
+
+
+def test_sighup_in_training_saves_and_exits_75_like_sigterm(tmp_path, tiny_babi_dir, monkeypatch):
+    from babi_dnc.babi_task import BabiTask
+
+    real = BabiTask.next_batch
+
+    def sighup_at_1(self, step):
+        if step == 1:
+            os.kill(os.getpid(), signal.SIGHUP)
+        return real(self, step)
+
+    monkeypatch.setattr(BabiTask, "next_batch", sighup_at_1)
+    out = tmp_path / "run"
+    result = runner.invoke(app, [*TRAIN[:-3], "--max-steps", "6", "--no-progress", "--data-dir", str(tiny_babi_dir),
+                                 "--out", str(out)])
+    assert result.exit_code == 75, result.output
+    assert "stopped by SIGHUP at step 2, saved: continue with --resume" in result.output
+    assert load_checkpoint(out, "latest").step == 2 and not (out / LOCK).exists()
+
+
+def test_sighup_ends_chat_with_one_sentence_and_exit_129(tiny_run):
+    chat = python("import app; app.main()", "chat", str(tiny_run), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                  stderr=subprocess.PIPE, text=True)
+    try:
+        assert "Tell it a story" in chat.stdout.readline() + chat.stdout.readline()  # the banner: it is waiting
+        chat.send_signal(signal.SIGHUP)
+        _, err = chat.communicate(timeout=120)
+    finally:
+        chat.kill()
+    assert chat.returncode == 129, err
+    assert "the terminal hung up (SIGHUP)" in one_sentence(err)
+
+
+CTRL_C_AT_EXIT = r"""
+import atexit, os, signal, time
+import eval.harness as harness
+
+def ctrl_c(*args, **kwargs):  # the first Ctrl-C, during the evaluation
+    raise KeyboardInterrupt
+
+def again():  # more Ctrl-C while the interpreter shuts down (as during torch's exit hooks)
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.2)
+
+harness.evaluate_runs = ctrl_c
+atexit.register(again)
+import app
+app.main()
+"""
+
+
+def test_repeated_ctrl_c_in_eval_ends_with_one_sentence_and_no_traceback(tiny_run):
+    child = python(CTRL_C_AT_EXIT, "eval", str(tiny_run), "--device", "cpu", stderr=subprocess.PIPE, text=True)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130 and err.strip() == "error: interrupted.", err

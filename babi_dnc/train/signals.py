@@ -1,4 +1,5 @@
-"""SIGINT and SIGTERM during training: finish the step, save, stop (a second Ctrl-C interrupts at once)."""
+"""SIGINT, SIGTERM and SIGHUP (a closed terminal) during training: finish the step, save, stop (a second Ctrl-C
+interrupts at once)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import signal
 import threading
 from typing import Any
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else []))
+
 
 class StopFlag:
-    """Set by SIGINT/SIGTERM (installed in the main thread only); a second SIGINT interrupts at once."""
+    """Set by SIGINT/SIGTERM/SIGHUP (installed in the main thread only); a second SIGINT interrupts at once."""
 
     def __init__(self):
         self.requested = False
@@ -23,7 +26,7 @@ class StopFlag:
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP_SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
