@@ -426,18 +426,23 @@ def test_error_messages_are_printed_as_they_are(tiny_run, tmp_path):
 # ---------------------------------------------------------------------------------- exit statuses
 
 
-def test_sigterm_exits_75_and_a_time_limit_exits_0(tmp_path, tiny_babi_dir, monkeypatch):
+def signal_at_step_1(monkeypatch, signum: int) -> None:
+    """A bAbI training sends itself `signum` as it takes the batch of step 1."""
     from babi_dnc.babi_task import BabiTask
 
-    args = [*TRAIN[:-3], "--max-steps", "6", "--no-progress", "--data-dir", str(tiny_babi_dir)]
     real = BabiTask.next_batch
 
-    def sigterm_at_1(self, step):
+    def next_batch(self, step):
         if step == 1:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signum)
         return real(self, step)
 
-    monkeypatch.setattr(BabiTask, "next_batch", sigterm_at_1)
+    monkeypatch.setattr(BabiTask, "next_batch", next_batch)
+
+
+def test_sigterm_exits_75_and_a_time_limit_exits_0(tmp_path, tiny_babi_dir, monkeypatch):
+    args = [*TRAIN[:-3], "--max-steps", "6", "--no-progress", "--data-dir", str(tiny_babi_dir)]
+    signal_at_step_1(monkeypatch, signal.SIGTERM)
     stopped = runner.invoke(app, [*args, "--out", str(tmp_path / "a")], env={"COLUMNS": "250"})
     monkeypatch.undo()
     assert stopped.exit_code == 75, stopped.output
@@ -704,16 +709,7 @@ def test_a_huge_line_in_chat_is_refused_as_it_is_read_and_never_echoed(tiny_run,
 
 
 def test_sighup_in_training_saves_and_exits_75_like_sigterm(tmp_path, tiny_babi_dir, monkeypatch):
-    from babi_dnc.babi_task import BabiTask
-
-    real = BabiTask.next_batch
-
-    def sighup_at_1(self, step):
-        if step == 1:
-            os.kill(os.getpid(), signal.SIGHUP)
-        return real(self, step)
-
-    monkeypatch.setattr(BabiTask, "next_batch", sighup_at_1)
+    signal_at_step_1(monkeypatch, signal.SIGHUP)
     out = tmp_path / "run"
     result = runner.invoke(app, [*TRAIN[:-3], "--max-steps", "6", "--no-progress", "--data-dir", str(tiny_babi_dir),
                                  "--out", str(out)])
