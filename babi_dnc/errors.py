@@ -1,4 +1,5 @@
-"""Errors a user can cause, the exit status of every command, and text fit for a terminal.
+"""Errors a user can cause, the exit status of every command, text fit for a terminal, and output to a terminal
+that hung up.
 
 The CLI prints a UserError's message as one sentence, without a traceback, and exits with its
 `exit_code`. The exit statuses (README, Commands):
@@ -14,6 +15,8 @@ The CLI prints a UserError's message as one sentence, without a traceback, and e
 
 from __future__ import annotations
 
+import contextlib
+import os
 import unicodedata
 
 BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -61,3 +64,19 @@ def _hidden(c: str) -> bool:
 def _escape(c: str) -> str:
     code = ord(c)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def terminal_fds() -> list[int]:
+    """Which of stdout and stderr are a terminal; asked before a hang-up, after which a terminal no longer says
+    it is one."""
+    return [fd for fd in (1, 2) if os.isatty(fd)]
+
+
+def silence(fds: list[int]) -> None:
+    """After SIGHUP: stdout and stderr that were the terminal, now gone, go to /dev/null, since every write to
+    a hung-up terminal fails (EIO) and would end the command before it saves or cleans up."""
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, fd)
+            os.close(null)

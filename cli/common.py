@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from babi_dnc.errors import EXIT_CTRL_C, EXIT_HANGUP, EXIT_USER_ERROR, UserError, printable
+from babi_dnc.errors import EXIT_CTRL_C, EXIT_HANGUP, EXIT_USER_ERROR, UserError, printable, silence, terminal_fds
 
 
 def _reopen_closed_streams() -> None:
@@ -79,14 +79,16 @@ class HangUp(BaseException):
     like after Ctrl-C (its clean-ups run, a training's lock is released), with exit status 129."""
 
 
-def _hang_up(signum, frame):
-    raise HangUp
-
-
 def handle_signals() -> None:
     """For the program's run (app.main): SIGHUP ends a command cleanly (HangUp) instead of killing it."""
+    terminal = terminal_fds()
+
+    def hang_up(signum, frame):
+        silence(terminal)
+        raise HangUp
+
     if hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, _hang_up)
+        signal.signal(signal.SIGHUP, hang_up)
 
 
 def ignore_signals() -> None:

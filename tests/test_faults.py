@@ -753,3 +753,28 @@ def test_repeated_ctrl_c_in_eval_ends_with_one_sentence_and_no_traceback(tiny_ru
     child = python(CTRL_C_AT_EXIT, "eval", str(tiny_run), "--device", "cpu", stderr=subprocess.PIPE, text=True)
     _, err = child.communicate(timeout=120)
     assert child.returncode == 130 and err.strip() == "error: interrupted.", err
+
+
+def test_a_closed_terminal_stops_a_training_that_saves_and_exits_75(tmp_path, tiny_babi_dir):
+    """The terminal a training prints on goes away (its SIGHUP, then every write to it fails)."""
+    import pty
+    import select
+    import time
+
+    master, slave = pty.openpty()
+    out = tmp_path / "run"
+    child = python("import app; app.main()", *TRAIN[:-3], "--max-steps", "100000", "--eval-every", "1000",
+                   "--data-dir", str(tiny_babi_dir), "--out", str(out), stdin=subprocess.DEVNULL, stdout=slave,
+                   stderr=slave, start_new_session=True)
+    os.close(slave)
+    log, deadline = out / "metrics.jsonl", time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and '"kind": "train"' not in (log.read_text() if log.exists() else ""):
+            if select.select([master], [], [], 0.2)[0]:
+                os.read(master, 1 << 16)  # what it shows on its terminal, read so that it never waits to print
+        os.close(master)  # the terminal is gone: writes to it fail with EIO
+        child.send_signal(signal.SIGHUP)
+        assert child.wait(timeout=120) == 75
+    finally:
+        child.kill()
+    assert load_checkpoint(out, "latest").step > 0 and not (out / LOCK).exists()

@@ -7,6 +7,8 @@ import signal
 import threading
 from typing import Any
 
+from ..errors import silence, terminal_fds
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else []))
 
 
@@ -17,12 +19,15 @@ class StopFlag:
         self.requested = False
         self.reason = ""
         self._previous: dict[int, Any] = {}
+        self._terminal = terminal_fds()
 
     def _handle(self, signum, frame):
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
         self.reason = signal.Signals(signum).name
+        if signum == getattr(signal, "SIGHUP", None):
+            silence(self._terminal)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -34,3 +39,4 @@ class StopFlag:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         return False
+
