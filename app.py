@@ -10,7 +10,7 @@ import typer
 
 from cli.bench import bench
 from cli.chat import chat_command
-from cli.common import user_errors
+from cli.common import handle_signals, ignore_signals, user_errors
 from cli.copy import copy_command
 from cli.data import data_command
 from cli.evaluate import eval_command, viz_command
@@ -30,7 +30,11 @@ for name, command in COMMANDS.items():
 
 
 def main() -> None:
-    app()
+    handle_signals()
+    try:
+        app()
+    finally:
+        ignore_signals()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import Any
 import torch.distributed as dist
 
 from .babi_task import BabiTaskConfig
-from .checkpoint import CONFIG, config_section, read_config
+from .checkpoint import CONFIG, VOCAB, config_section, read_config
 from .config import fixed_flags, flags
 from .data import parse_task_spec
 from .data.config import DataConfig, load_data
@@ -69,10 +69,33 @@ def _check_fixed(plan: RunPlan, given: dict) -> None:
     differ = [k for k in names
               if given.get(k) is not None and not same.get(k, str.__eq__)(str(given[k]), str(saved[k]))]
     if differ:
-        was = " ".join(f"{names[k]} {saved[k]}" for k in differ)
+        was = " ".join(f"{names[k]} {'(none)' if saved[k] is None else saved[k]}" for k in differ)
         now = " ".join(f"{names[k]} {given[k]}" for k in differ)
         raise UserError(f"{plan.run_dir} was trained with {was}, not {now}: leave {now} out to resume it as it is, "
                         "or pass --restart to start over with it.")
+
+
+def _check_preset(plan: RunPlan, given: dict, preset_model: ModelConfig) -> None:
+    """UserError when --preset is given for a resumed run whose model is not the preset's (with the model
+    options given): the preset would otherwise be silently ignored."""
+    ours, theirs = plan.model.to_dict(), preset_model.to_dict()
+    if given.get("preset") and ours != theirs:
+        differ = [f"{k} {ours.get(k)}, not {theirs.get(k)}" for k in sorted(set(ours) | set(theirs))
+                  if ours.get(k) != theirs.get(k)]
+        shown = "; ".join(differ[:3]) + ("; ..." if len(differ) > 3 else "")
+        raise UserError(f"{plan.run_dir} was trained with another model than --preset {given['preset']}'s ({shown}): "
+                        "leave --preset out to resume it as it is, or pass --restart to start over with it.")
+
+
+def _check_saved_vocab(data, run_dir: Path) -> None:
+    """CheckpointError when a resumed run's vocab.json lacks words of its training files (it was changed, or
+    the data is other than the run's): its weights would be read against the wrong words."""
+    unknown = data.unknown.get("train")
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        raise CheckpointError(f"{len(unknown)} words of the training stories ({shown}) are not in {run_dir / VOCAB}, "
+                              "so it does not match the run's checkpoint and data: restore vocab.json, pass the "
+                              "--data-dir the run was trained on, or pass --restart to start over.")
 
 
 def _replacing(given: dict, cls) -> dict:
@@ -90,6 +113,7 @@ def plan_run(run_dir: Path, n: int, configs: tuple, resume: bool, restart: bool,
     if plan.mode == "resume":
         plan.model, plan.data, plan.train, plan.task = saved_configs(run_dir)
         _check_fixed(plan, {**given, "seed": given["seed"] + n} if given.get("seed") is not None else given)
+        _check_preset(plan, given, mc)
         for section, cls in SECTIONS.items():
             setattr(plan, section, dataclasses.replace(getattr(plan, section), **_replacing(given, cls)))
     plan.train.check()
@@ -153,6 +177,8 @@ def _plan_data(plan: RunPlan, cache: dict[tuple, Any], env):
         cache[key] = load_data(plan.data, saved_vocab)
         if env.active and env.is_main:
             dist.barrier()
+    if saved_vocab is not None:
+        _check_saved_vocab(cache[key], plan.run_dir)
     return cache[key]
 
 

@@ -40,9 +40,10 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import torch
 from safetensors import SafetensorError
@@ -141,14 +142,19 @@ def ensure_folder(path: str | Path, option: str) -> Path:
     return path
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to `path` through a temporary file and a rename, so readers never see half a file;
-    CheckpointError (and no temporary file left) when it cannot be written."""
+def write_atomic(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Write `path` through `write(file)` into a temporary file beside it, fsynced and renamed over it, so a
+    kill at any moment leaves the old file or the new one whole and readers never see half a file (a
+    symbolic link at `path` is replaced, never written through); CheckpointError (and no temporary file
+    left) when it cannot be written."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
-        _fsync_file(tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
         with contextlib.suppress(OSError):
@@ -156,6 +162,12 @@ def write_json_atomic(path: Path, obj: Any) -> None:
         raise CheckpointError(f"cannot write {path} ({io_reason(e, path.parent)}): free some space or fix the "
                               "folder's permissions, then run the command again.") from None
     _fsync_dir(path.parent)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON to `path` atomically (write_atomic)."""
+    data = (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode()
+    write_atomic(path, lambda f: f.write(data))
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -271,8 +283,38 @@ def load_checkpoint(
 
     trainer: also read trainer.pt (False for inference: only the weights and meta.json).
     verify: check the sha256 of every file against meta.json.
-    Raises CheckpointError for a missing, corrupt or mismatched checkpoint.
+    Raises CheckpointError for a missing, corrupt or mismatched checkpoint. A training that saves `tag`
+    while it is read swaps its folder (see the module docstring), so the reader may meet files of two
+    checkpoints or a folder removed half-way: a failed read is tried again while the folder keeps changing.
     """
+    tries = 0
+    while True:
+        before = _folder_id(run_dir, tag)
+        try:
+            return _read_checkpoint(run_dir, tag, model, map_location, trainer, verify)
+        except (CheckpointError, OSError):  # OSError: a file removed between its check and its read
+            tries += 1
+            if tries == LOAD_TRIES or _folder_id(run_dir, tag) == before:
+                raise
+        time.sleep(0.05 * tries)
+
+
+LOAD_TRIES = 5  # reads of a checkpoint that a training keeps replacing
+
+
+def _folder_id(run_dir: str | Path, tag: str) -> tuple | None:
+    """Which folder checkpoint `tag` is now (a save puts a new one in its place), or None."""
+    path = resolve_checkpoint(run_dir, tag)
+    with contextlib.suppress(OSError):
+        if path is not None:
+            stat = path.stat()
+            return path.name, stat.st_dev, stat.st_ino
+    return None
+
+
+def _read_checkpoint(run_dir: str | Path, tag: str, model: nn.Module | None, map_location: str | torch.device,
+                     trainer: bool, verify: bool) -> Checkpoint:
+    """One read of checkpoint `tag` (load_checkpoint)."""
     path = resolve_checkpoint(run_dir, tag)
     if path is None:
         folder = checkpoint_dir(run_dir) / tag

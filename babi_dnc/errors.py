@@ -1,4 +1,5 @@
-"""Errors a user can cause, the exit status of every command, and text fit for a terminal.
+"""Errors a user can cause, the exit status of every command, text fit for a terminal, and output to a terminal
+that hung up.
 
 The CLI prints a UserError's message as one sentence, without a traceback, and exits with its
 `exit_code`. The exit statuses (README, Commands):
@@ -7,16 +8,19 @@ The CLI prints a UserError's message as one sentence, without a traceback, and e
     1   an internal error (a bug: Python's traceback)
     2   an error the user can fix (an option, the data, a run folder, a full disk): nothing was lost
     3   training failed: the non-finite guard gave up; the last good checkpoint is kept
-    75  interrupted by SIGTERM or SIGINT after saving: `--resume` continues (sysexits' EX_TEMPFAIL)
+    75  interrupted by SIGTERM, SIGHUP or SIGINT after saving: `--resume` continues (sysexits' EX_TEMPFAIL)
+    129 SIGHUP (a closed terminal) in a command that has nothing to save: 128 + SIGHUP
     130 Ctrl-C in a command that has nothing to save (eval, chat, viz, data, bench): 128 + SIGINT
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import unicodedata
 
 BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-EXIT_FINISHED, EXIT_USER_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_CTRL_C = 0, 2, 3, 75, 130
+EXIT_FINISHED, EXIT_USER_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_HANGUP, EXIT_CTRL_C = 0, 2, 3, 75, 129, 130
 
 
 class UserError(Exception):
@@ -60,3 +64,19 @@ def _hidden(c: str) -> bool:
 def _escape(c: str) -> str:
     code = ord(c)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def terminal_fds() -> list[int]:
+    """Which of stdout and stderr are a terminal; asked before a hang-up, after which a terminal no longer says
+    it is one."""
+    return [fd for fd in (1, 2) if os.isatty(fd)]
+
+
+def silence(fds: list[int]) -> None:
+    """After SIGHUP: stdout and stderr that were the terminal, now gone, go to /dev/null, since every write to
+    a hung-up terminal fails (EIO) and would end the command before it saves or cleans up."""
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, fd)
+            os.close(null)

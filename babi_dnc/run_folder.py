@@ -16,11 +16,15 @@ The rule (`start_mode`, checked before anything is written and again once the lo
 
 A run folder "holds a run" when it has config.json, metrics.jsonl or checkpoints/; one whose training
 never reached its first checkpoint (nothing logged, nothing saved) is started afresh by --resume.
+
+The lock and the log are opened so that a symbolic link in their place is refused (nothing is written
+through a link out of the folder), and every rewrite of a run file is atomic (checkpoint.write_atomic).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -31,7 +35,16 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .checkpoint import CONFIG, VOCAB, Checkpoint, checkpoint_dir, io_reason, load_checkpoint, resolve_checkpoint
+from .checkpoint import (
+    CONFIG,
+    VOCAB,
+    Checkpoint,
+    checkpoint_dir,
+    io_reason,
+    load_checkpoint,
+    resolve_checkpoint,
+    write_atomic,
+)
 from .errors import CheckpointError, UserError
 
 try:
@@ -46,24 +59,62 @@ RUN_FILES = (*MARKERS, VOCAB, "tb")  # what --restart deletes
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
-    """The rows of RUN/metrics.jsonl (one JSON object per line; unreadable lines skipped; [] without a log)."""
+    """The rows of RUN/metrics.jsonl (one JSON object per line; damaged lines skipped; [] without a log)."""
     path = Path(run_dir) / METRICS
     if not path.is_file():
         return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
+    with open(path, "rb") as f:
+        return [row for _, row in _metric_lines(f) if row is not None]
+
+
+def keep_metrics(path: Path, last_step: int) -> int:
+    """Rewrite the log `path` with its rows up to `last_step` (what a resumed run continues from: later
+    rows are those of the interrupted session), atomically; the number of damaged lines dropped (not
+    UTF-8, not JSON, not an object with a whole-number step). CheckpointError when `path` is a link."""
+    dropped = 0
+
+    def write(out) -> None:
+        nonlocal dropped
+        for line, row in _metric_lines(log):
+            step = row.get("step", 0) if row is not None else None
+            if not isinstance(step, int):
+                dropped += 1
+            elif step <= last_step:
+                out.write(line + b"\n")
+
+    with os.fdopen(open_run_file(path, os.O_RDONLY), "rb") as log:
+        write_atomic(path, write)
+    return dropped
+
+
+def _metric_lines(file) -> Iterator[tuple[bytes, dict | None]]:
+    """Each non-blank line of an open log (binary), and its row: the JSON object it holds, else None."""
+    for raw in file:
+        line = raw.rstrip(b"\r\n")
+        if not line.strip():
             continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
+        try:
+            row = json.loads(line.decode("utf-8"))
+        except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested beyond the parser's depth
+            row = None
+        yield line, row if isinstance(row, dict) else None
+
+
+def open_run_file(path: Path, flags: int) -> int:
+    """os.open of a file of a run folder that refuses a symbolic link, so that nothing is written (or read
+    back) through a link out of the folder; CheckpointError saying so."""
+    try:
+        return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+    raise CheckpointError(f"{path} is a symbolic link, and babi-dnc never writes a run's files through one: "
+                          "replace it with the file itself (or delete it) and run the command again.")
 
 
 def _ours(name: str) -> bool:
     """A file a training writes into its folder (or a temporary of one)."""
-    return name in RUN_FILES or name == LOCK or any(name.startswith(f".{f}.tmp-") for f in (CONFIG, VOCAB))
+    return name in RUN_FILES or name == LOCK or any(name.startswith(f".{f}.tmp-") for f in (CONFIG, VOCAB, METRICS))
 
 
 def holds_run(path: Path) -> bool:
@@ -198,7 +249,7 @@ class RunLock:
     def _open_locked(self) -> tuple[int, dict]:
         """The lock file, opened and locked by this process, and its previous owner ({} if none)."""
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = open_run_file(self.path, os.O_RDWR | os.O_CREAT)
             locked = _try_flock(fd)
             owner = _read_owner(fd)
             if locked is False or (locked is None and owner and _alive(owner)):

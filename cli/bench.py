@@ -37,9 +37,12 @@ def bench(
 ):
     """Time full training steps (forward, backward, optimizer) at a preset's sizes."""
     from babi_dnc.bench import BenchConfig, run_bench
+    from babi_dnc.train.config import MAX_THREADS
 
     if model not in ("dnc", "lstm"):
         raise UserError(f"--model must be dnc or lstm, not {model!r}.")
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise UserError(f"--threads must be from 1 to {MAX_THREADS}, not {threads}.")
     cfg = BenchConfig(
         model=model, preset=preset, device=device, batch_size=batch_size, seq_len=seq_len, steps=steps,
         warmup=warmup, amp=amp, compile=compile, checkpoint_steps=checkpoint_steps, threads=threads,

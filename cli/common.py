@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
 import time
 
@@ -16,7 +17,27 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from babi_dnc.errors import EXIT_CTRL_C, EXIT_USER_ERROR, UserError, printable
+from babi_dnc.errors import EXIT_CTRL_C, EXIT_HANGUP, EXIT_USER_ERROR, UserError, printable, silence, terminal_fds
+
+
+def _reopen_closed_streams() -> None:
+    """A stdin, stdout or stderr the caller closed (`<&-`, `>&-`; Python then sets sys.stdin and the rest to
+    None) becomes /dev/null: input ends at once, output is discarded, and no file opened later (a run's
+    lock or log) takes the stream's number and receives what is printed."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        if getattr(sys, name) is not None:
+            continue
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+        setattr(sys, name, open(fd, mode, encoding="utf-8", errors="replace", closefd=False))
+
+
+_reopen_closed_streams()  # before the consoles below ask their streams whether they are terminals
 
 
 def _width(stream) -> int | None:
@@ -74,10 +95,36 @@ def show_warnings(message, category, *args, **kwargs) -> None:
     print_warning(str(message))
 
 
+class HangUp(BaseException):
+    """SIGHUP (the terminal closed) outside training, which saves and exits 75 itself: the command ends
+    like after Ctrl-C (its clean-ups run, a training's lock is released), with exit status 129."""
+
+
+def handle_signals() -> None:
+    """For the program's run (app.main): SIGHUP ends a command cleanly (HangUp) instead of killing it."""
+    terminal = terminal_fds()
+
+    def hang_up(signum, frame):
+        silence(terminal)
+        raise HangUp
+
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, hang_up)
+
+
+def ignore_signals() -> None:
+    """Once a command has ended: a further Ctrl-C or SIGHUP while the interpreter shuts down (torch's exit
+    hooks) would only print a traceback after the command's last word."""
+    for sig in (signal.SIGINT, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            signal.signal(sig, signal.SIG_IGN)
+
+
 def user_errors(fn):
     """Turn a UserError into one red sentence on stderr and its exit status (2; 3 for a failed training);
     likewise a file the system would not read or write (a full disk, a permission, a vanished folder:
-    exit status 2), and Ctrl-C outside training, which saves and exits 75 itself (exit status 130)."""
+    exit status 2), Ctrl-C outside training, which saves and exits 75 itself (exit status 130), and a
+    SIGHUP outside training (HangUp, exit status 129)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -94,5 +141,8 @@ def user_errors(fn):
         except KeyboardInterrupt:
             print_error("interrupted.")
             raise typer.Exit(EXIT_CTRL_C) from None
+        except HangUp:
+            print_error("stopped: the terminal hung up (SIGHUP).")
+            raise typer.Exit(EXIT_HANGUP) from None
 
     return wrapper

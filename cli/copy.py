@@ -58,7 +58,7 @@ def copy_command(
 ) -> None:
     """Train the DNC on copy or repeat-copy (checkpoints, metrics, TensorBoard and memory plots in OUT).
 
-    Exit status as for `train`: 0 finished, 2 an error to fix, 3 diverged, 75 stopped by SIGTERM or SIGINT.
+    Exit status as for `train`: 0 finished, 2 an error to fix, 3 diverged, 75 stopped by SIGTERM, SIGHUP or SIGINT.
     """
     from copytasks.train import CopyConfig, train_copy
 

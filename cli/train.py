@@ -19,9 +19,9 @@ from .common import console, plain, say, show_warnings
 def train_command(
     model: Annotated[str | None, typer.Option("--model", help="dnc, or lstm (the LSTM baseline) (default: dnc)",
                      show_default=False)] = None,
-    preset: Annotated[str, typer.Option("--preset", help="paper (DNC1 / LSTM 512, RMSProp 1e-4), small "
-                                        "(a CPU recipe, one task), joint (a CPU recipe, all tasks) or tiny "
-                                        "(tests).")] = "paper",
+    preset: Annotated[str | None, typer.Option("--preset", help="paper (DNC1 / LSTM 512, RMSProp 1e-4), small "
+                                               "(a CPU recipe, one task), joint (a CPU recipe, all tasks) or tiny "
+                                               "(tests) (default: paper)", show_default=False)] = None,
     set_name: Annotated[str | None, typer.Option("--set", help="en-10k or en (default: en-10k)",
                         show_default=False)] = None,
     tasks: Annotated[str | None, typer.Option("--tasks", help="'all' or a list such as 1,2,5-7 (default: all)",
@@ -128,12 +128,13 @@ def train_command(
 
     One training writes OUT at a time (OUT/.lock). Exit status: 0 finished (all steps, or the --max-minutes
     limit reached), 2 an error to fix (nothing lost), 3 training diverged (the last good checkpoint is kept),
-    75 stopped by SIGTERM or SIGINT after saving (--resume continues).
+    75 stopped by SIGTERM, SIGHUP or SIGINT after saving (--resume continues).
     """
     given = {k: v for k, v in locals().items() if v is not None}  # each named as the setting it sets
     from babi_dnc.babi_task import TASK_PRESETS, TRAIN_PRESETS, BabiTaskConfig
     from babi_dnc.babi_train import train_babi
     from babi_dnc.config import flags
+    from babi_dnc.data import local_data_path
     from babi_dnc.data.config import DataConfig
     from babi_dnc.models import MODELS, PRESETS, ModelConfig
     from babi_dnc.models import preset as model_preset
@@ -141,12 +142,13 @@ def train_command(
 
     if model is not None and model not in MODELS:
         raise UserError(f"--model must be one of {', '.join(MODELS)}, not {model!r}.")
+    preset = preset or "paper"
     if preset not in PRESETS:
         raise UserError(f"--preset must be one of {', '.join(PRESETS)}, not {preset!r}.")
     if sharpness and links is False:
         raise UserError("--sharpness sharpens the temporal links' weightings, so leave it out with --no-links.")
     if data_dir is not None:
-        given["data_dir"] = str(data_dir.resolve())
+        given["data_dir"] = str(local_data_path(data_dir))
     out = out or Path("runs") / f"{model or 'dnc'}-{preset}"
 
     def settings(cls) -> dict:

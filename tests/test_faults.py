@@ -4,6 +4,7 @@ corrupt and hostile files, and random lines through the bAbI parser. Each checks
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -28,6 +29,7 @@ from babi_dnc.errors import CheckpointError
 from babi_dnc.models import build_model, preset
 from babi_dnc.run_folder import LOCK, RunLock
 from babi_dnc.train import fit
+from babi_dnc.train.log import MetricsLog
 
 from .conftest import ToyTask, quiet_config
 from .test_training import assert_bit_identical, metrics_rows
@@ -376,6 +378,7 @@ TRAIN = ["train", "--preset", "tiny", "--tasks", "1", "--max-steps", "2", "--no-
     ("--lr", "-1", "--lr must be a positive number"),
     ("--lr", "nan", "--lr must be a positive number, not nan"),
     ("--max-minutes", "-1", "--max-minutes must be a positive number of minutes"),
+    ("--threads", "100000", "--threads must be from 1 to 1024, not 100000"),
 ])
 def test_bad_training_options_get_one_sentence_and_write_nothing(tmp_path, tiny_babi_dir, option, value, words):
     out = tmp_path / "run"
@@ -423,18 +426,23 @@ def test_error_messages_are_printed_as_they_are(tiny_run, tmp_path):
 # ---------------------------------------------------------------------------------- exit statuses
 
 
-def test_sigterm_exits_75_and_a_time_limit_exits_0(tmp_path, tiny_babi_dir, monkeypatch):
+def signal_at_step_1(monkeypatch, signum: int) -> None:
+    """A bAbI training sends itself `signum` as it takes the batch of step 1."""
     from babi_dnc.babi_task import BabiTask
 
-    args = [*TRAIN[:-3], "--max-steps", "6", "--no-progress", "--data-dir", str(tiny_babi_dir)]
     real = BabiTask.next_batch
 
-    def sigterm_at_1(self, step):
+    def next_batch(self, step):
         if step == 1:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signum)
         return real(self, step)
 
-    monkeypatch.setattr(BabiTask, "next_batch", sigterm_at_1)
+    monkeypatch.setattr(BabiTask, "next_batch", next_batch)
+
+
+def test_sigterm_exits_75_and_a_time_limit_exits_0(tmp_path, tiny_babi_dir, monkeypatch):
+    args = [*TRAIN[:-3], "--max-steps", "6", "--no-progress", "--data-dir", str(tiny_babi_dir)]
+    signal_at_step_1(monkeypatch, signal.SIGTERM)
     stopped = runner.invoke(app, [*args, "--out", str(tmp_path / "a")], env={"COLUMNS": "250"})
     monkeypatch.undo()
     assert stopped.exit_code == 75, stopped.output
@@ -466,3 +474,307 @@ def test_system_errors_and_ctrl_c_outside_training_get_one_sentence(tiny_run, mo
     monkeypatch.setattr(harness, "evaluate_runs", ctrl_c)
     result = runner.invoke(app, ["eval", str(tiny_run), "--device", "cpu"])
     assert result.exit_code == 130 and "interrupted" in one_sentence(result.output)
+
+
+# ---------------------------------------------------------------------- links and damaged run files
+
+
+def resume_args(run: Path, data_dir: Path, *extra: str) -> list[str]:
+    return ["train", "--out", str(run), "--resume", "--data-dir", str(data_dir), "--no-progress", *extra]
+
+
+@pytest.mark.parametrize("name", [LOCK, "metrics.jsonl"])
+def test_a_link_in_place_of_the_lock_or_the_log_is_refused_and_never_written_through(tiny_run, tiny_babi_dir,
+                                                                                    tmp_path, name):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("mine\n")
+    (run / name).unlink(missing_ok=True)
+    (run / name).symlink_to(outside)
+    result = runner.invoke(app, resume_args(run, tiny_babi_dir, "--max-steps", "10"))
+    assert result.exit_code == 2, result.output
+    assert f"{run / name} is a symbolic link" in one_sentence(result.output)
+    assert outside.read_text() == "mine\n" and (run / name).is_symlink()
+    assert load_checkpoint(run, "latest").step == 8  # nothing trained
+
+
+KILLED_LOG_REWRITE = r"""
+import os, signal, sys
+from pathlib import Path
+from babi_dnc.train.log import MetricsLog
+
+real = os.replace
+def replace(src, dst):  # the new log is written and fsynced: die just before it is renamed in
+    if Path(dst).name == "metrics.jsonl":
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(src, dst)
+os.replace = replace
+MetricsLog(Path(sys.argv[1]), True, False, resume_step=4)
+"""
+
+
+def test_resume_rewrites_the_log_atomically_so_a_kill_loses_no_line(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    before = (run / "metrics.jsonl").read_bytes()
+    assert python(KILLED_LOG_REWRITE, str(run)).wait(timeout=120) == -signal.SIGKILL
+    assert (run / "metrics.jsonl").read_bytes() == before
+    from babi_dnc.run_folder import start_mode
+
+    assert start_mode(run, resume=True) == "resume"  # the killed rewrite's temporary file is the run's own
+    log = MetricsLog(run, True, False, resume_step=4)
+    log.close()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows and max(r["step"] for r in rows) == 4 and log.note is None
+
+
+DAMAGE = bytes(range(128, 256)) * 24 + b"\n[1, 2, 3]\n42\n"  # not UTF-8, then JSON that is not an object
+
+
+def test_damaged_log_lines_are_dropped_and_said_by_resume_and_skipped_by_the_report(tiny_run, tiny_babi_dir,
+                                                                                     tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    valid = (run / "metrics.jsonl").read_bytes()
+    with open(run / "metrics.jsonl", "ab") as f:
+        f.write(DAMAGE)
+    report = runner.invoke(app, ["eval", str(run), "--device", "cpu", "--data-dir", str(tiny_babi_dir), "--report",
+                                 str(tmp_path / "report")])
+    assert report.exit_code == 0, report.output
+    assert "Traceback" not in report.output and (tmp_path / "report" / "report.md").is_file()
+    resumed = runner.invoke(app, resume_args(run, tiny_babi_dir, "--max-steps", "10"))
+    assert resumed.exit_code == 0, resumed.output
+    assert f"dropped 3 damaged lines of {run / 'metrics.jsonl'}" in resumed.output
+    log = (run / "metrics.jsonl").read_bytes()
+    assert log.startswith(valid) and all(isinstance(json.loads(line), dict) for line in log.splitlines())
+
+
+def test_resume_refuses_a_vocabulary_that_does_not_match_the_run(tiny_run, tiny_babi_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    vocab = json.loads((run / "vocab.json").read_text())
+    vocab["words"] = [w.replace("kitchen", "kitchem") for w in vocab["words"]]  # still sorted
+    (run / "vocab.json").write_text(json.dumps(vocab))
+    result = runner.invoke(app, resume_args(run, tiny_babi_dir, "--max-steps", "10"))
+    assert result.exit_code == 2, result.output
+    assert f"(kitchen) are not in {run / 'vocab.json'}" in one_sentence(result.output)
+    assert load_checkpoint(run, "latest").step == 8
+
+
+def test_threads_beyond_any_cpu_are_refused_by_copy_and_bench(tmp_path):
+    out = tmp_path / "copy"
+    copied = runner.invoke(app, ["copy", "--max-steps", "2", "--threads", "20000", "--out", str(out)])
+    assert copied.exit_code == 2 and "--threads must be from 1 to 1024" in one_sentence(copied.output)
+    assert not out.exists()
+    for threads in ("0", "100000"):
+        benched = runner.invoke(app, ["bench", "--threads", threads])
+        assert benched.exit_code == 2 and f"--threads must be from 1 to 1024, not {threads}" in one_sentence(
+            benched.output)
+
+
+@pytest.mark.parametrize("command", ["data", "train", "eval"])
+def test_a_symbolic_link_loop_as_data_dir_gets_one_sentence(tiny_run, tmp_path, command):
+    loop = tmp_path / "a"
+    loop.symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(loop)
+    args = {"data": ["data"], "train": [*TRAIN, "--out", str(tmp_path / "run")],
+            "eval": ["eval", str(tiny_run), "--device", "cpu"]}[command]
+    result = runner.invoke(app, [*args, "--data-dir", str(loop)])
+    assert result.exit_code == 2, result.output
+    assert f"bAbI data path {loop} is a loop of symbolic links" in one_sentence(result.output)
+    assert not (tmp_path / "run").exists()
+
+
+def closed(redirect: str, *args: str) -> subprocess.CompletedProcess:
+    """`babi-dnc ARGS` with stdin or stdout closed by the shell (`<&-`, `>&-`)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(["bash", "-c", f'exec "$@" {redirect}', "-", sys.executable, "-m", "app", *args], cwd=REPO,
+                          env=env, stderr=subprocess.PIPE, text=True, timeout=300)
+
+
+def test_a_closed_stdin_or_stdout_is_no_crash(tiny_run, tiny_babi_dir, tmp_path):
+    quiet = closed(">&-", "data", "--data-dir", str(tiny_babi_dir), "--tasks", "1")
+    assert quiet.returncode == 0 and "Traceback" not in quiet.stderr, quiet.stderr
+    refused = closed(">&-", "data", "--data-dir", str(tmp_path / "nowhere"))
+    assert refused.returncode == 2 and "does not exist" in one_sentence(refused.stderr)
+    chat = closed("<&-", "chat", str(tiny_run))
+    assert chat.returncode == 0 and "Traceback" not in chat.stderr, chat.stderr
+
+
+BIG = "tasks_1-20_v1-2/en-10k/qa1_single-supporting-fact_train.txt"
+
+
+def bomb(path: Path) -> Path:
+    """A .tar.gz of a few hundred bytes whose one member says it holds 8 GiB (its data is cut short)."""
+    import gzip
+    import tarfile
+
+    info = tarfile.TarInfo(BIG)
+    info.size = 8 << 30
+    path.write_bytes(gzip.compress(info.tobuf(format=tarfile.PAX_FORMAT) + bytes(1 << 16)))
+    return path
+
+
+def test_an_archive_bomb_or_a_huge_data_file_is_refused_unread(tmp_path):
+    result = runner.invoke(app, ["data", "--data-dir", str(bomb(tmp_path / "bomb.tar.gz"))])
+    assert result.exit_code == 2, result.output
+    sentence = one_sentence(result.output)
+    assert f"member {BIG} holds 8,589,934,592 bytes" in sentence and "refused unread" in sentence
+    huge = tmp_path / BIG
+    huge.parent.mkdir(parents=True)
+    with open(huge, "wb") as f:
+        f.truncate(100 << 20)  # sparse: no disk used
+    result = runner.invoke(app, ["data", "--data-dir", str(tmp_path / "tasks_1-20_v1-2")])
+    assert result.exit_code == 2 and f"{huge} holds 104,857,600 bytes" in one_sentence(result.output)
+
+
+@pytest.mark.parametrize("meets", ["the new files", "a removed file"])
+def test_a_checkpoint_replaced_while_it_is_read_is_not_reported_corrupt(tmp_path, monkeypatch, meets):
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path, "latest", build_model(preset("tiny"), 6), {"step": 1}, {"step": 1})
+    real, saves = ck.sha256_file, []
+
+    def save_meanwhile(path):  # a training saves step 2 after the reader read meta.json of step 1
+        if not saves:
+            saves.append(2)
+            save_checkpoint(tmp_path, "latest", build_model(preset("tiny"), 6), {"step": 2}, {"step": 2})
+            if meets == "a removed file":  # the reader had resolved .old-latest, which the save removed
+                raise FileNotFoundError(2, os.strerror(2), str(path))
+        return real(path)
+
+    monkeypatch.setattr(ck, "sha256_file", save_meanwhile)
+    assert load_checkpoint(tmp_path, "latest").step == 2 and saves
+    monkeypatch.undo()
+    (tmp_path / "checkpoints" / "latest" / "model.safetensors").write_bytes(b"damaged")
+    with pytest.raises(CheckpointError, match="does not match its checksum"):  # a damaged one still is
+        load_checkpoint(tmp_path, "latest")
+
+
+@pytest.mark.parametrize("options, words", [
+    (["--seed", "7"], "was trained with --seed 0, not --seed 7: leave --seed 7 out"),
+    (["--set", "en"], "was trained with --set en-10k, not --set en"),
+    (["--preset", "small"], "was trained with another model than --preset small's (controller_size 16, not 256; "),
+    (["--max-steps", "4"], "is at step 8 already, past --max-steps 4: pass a --max-steps of 8 or more"),
+])
+def test_resume_refuses_options_that_differ_from_the_runs(tiny_run, tiny_babi_dir, tmp_path, options, words):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    config = (run / "config.json").read_bytes()
+    result = runner.invoke(app, resume_args(run, tiny_babi_dir, *options))
+    assert result.exit_code == 2, result.output
+    assert words in one_sentence(result.output)
+    assert (run / "config.json").read_bytes() == config and load_checkpoint(run, "latest").step == 8
+
+
+def test_resume_accepts_the_runs_own_preset_and_seed(tiny_run, tiny_babi_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    result = runner.invoke(app, resume_args(run, tiny_babi_dir, "--preset", "tiny", "--seed", "0", "--max-steps", "9"))
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(run, "latest").step == 9
+
+
+class PipedInput(io.StringIO):
+    """Piped stdin that records the longest piece any read returned."""
+
+    longest = 0
+
+    def readline(self, size=-1):
+        line = super().readline(size)
+        self.longest = max(self.longest, len(line))
+        return line
+
+    def isatty(self):
+        return False
+
+
+def test_a_huge_line_in_chat_is_refused_as_it_is_read_and_never_echoed(tiny_run, tmp_path):
+    from rich.console import Console
+
+    from babi_dnc.chat import ChatSession, chat_loop
+
+    huge = "mary " * 400_000  # 2,000,000 characters, no end of line for a while
+    stdin, out = PipedInput(f"{huge}\nwhere is mary?\n"), io.StringIO()
+    chat_loop(ChatSession.from_run(str(tiny_run)), Console(file=out, width=200), stdin=stdin)
+    shown = out.getvalue()
+    assert "that line is too long (2000000 characters, at most 1000)" in shown and "mary " * 20 not in shown
+    assert "> where is mary?" in shown and "bye" in shown  # the session went on
+    assert stdin.longest <= 1 << 16  # read in pieces: never the whole line at once
+    story = tmp_path / "story.txt"
+    story.write_text(f"Mary went to the kitchen.\n{huge}\nWhere is Mary?\n")
+    result = runner.invoke(app, ["chat", str(tiny_run), "--story", str(story)])
+    assert result.exit_code == 2 and "mary " * 20 not in result.output
+    assert f"story file {story} has a line of 2000000 characters (line 2)" in one_sentence(result.output)
+
+
+def test_sighup_in_training_saves_and_exits_75_like_sigterm(tmp_path, tiny_babi_dir, monkeypatch):
+    signal_at_step_1(monkeypatch, signal.SIGHUP)
+    out = tmp_path / "run"
+    result = runner.invoke(app, [*TRAIN[:-3], "--max-steps", "6", "--no-progress", "--data-dir", str(tiny_babi_dir),
+                                 "--out", str(out)])
+    assert result.exit_code == 75, result.output
+    assert "stopped by SIGHUP at step 2, saved: continue with --resume" in result.output
+    assert load_checkpoint(out, "latest").step == 2 and not (out / LOCK).exists()
+
+
+def test_sighup_ends_chat_with_one_sentence_and_exit_129(tiny_run):
+    chat = python("import app; app.main()", "chat", str(tiny_run), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                  stderr=subprocess.PIPE, text=True)
+    try:
+        assert "Tell it a story" in chat.stdout.readline() + chat.stdout.readline()  # the banner: it is waiting
+        chat.send_signal(signal.SIGHUP)
+        _, err = chat.communicate(timeout=120)
+    finally:
+        chat.kill()
+    assert chat.returncode == 129, err
+    assert "the terminal hung up (SIGHUP)" in one_sentence(err)
+
+
+CTRL_C_AT_EXIT = r"""
+import atexit, os, signal, time
+import eval.harness as harness
+
+def ctrl_c(*args, **kwargs):  # the first Ctrl-C, during the evaluation
+    raise KeyboardInterrupt
+
+def again():  # more Ctrl-C while the interpreter shuts down (as during torch's exit hooks)
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.2)
+
+harness.evaluate_runs = ctrl_c
+atexit.register(again)
+import app
+app.main()
+"""
+
+
+def test_repeated_ctrl_c_in_eval_ends_with_one_sentence_and_no_traceback(tiny_run):
+    child = python(CTRL_C_AT_EXIT, "eval", str(tiny_run), "--device", "cpu", stderr=subprocess.PIPE, text=True)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130 and err.strip() == "error: interrupted.", err
+
+
+def test_a_closed_terminal_stops_a_training_that_saves_and_exits_75(tmp_path, tiny_babi_dir):
+    """The terminal a training prints on goes away (its SIGHUP, then every write to it fails)."""
+    import pty
+    import select
+    import time
+
+    master, slave = pty.openpty()
+    out = tmp_path / "run"
+    child = python("import app; app.main()", *TRAIN[:-3], "--max-steps", "100000", "--eval-every", "1000",
+                   "--data-dir", str(tiny_babi_dir), "--out", str(out), stdin=subprocess.DEVNULL, stdout=slave,
+                   stderr=slave, start_new_session=True)
+    os.close(slave)
+    log, deadline = out / "metrics.jsonl", time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and '"kind": "train"' not in (log.read_text() if log.exists() else ""):
+            if select.select([master], [], [], 0.2)[0]:
+                os.read(master, 1 << 16)  # what it shows on its terminal, read so that it never waits to print
+        os.close(master)  # the terminal is gone: writes to it fail with EIO
+        child.send_signal(signal.SIGHUP)
+        assert child.wait(timeout=120) == 75
+    finally:
+        child.kill()
+    assert load_checkpoint(out, "latest").step > 0 and not (out / LOCK).exists()

@@ -101,6 +101,14 @@ class StorySession:
         """Does the (accepted) line hold a statement?"""
         return any(slots < 0 for _, slots in self._split(tokenize(text)))
 
+    def _too_long(self, length: int) -> Rejected:
+        return Rejected(f"that line is too long ({length} characters, at most {self.config.max_chars}); bAbI "
+                        "sentences are short, so split it")
+
+    def refuse_long_line(self, length: int) -> Reply:
+        """The reply to a line of `length` characters that was too long to be read whole (stories.capped_lines)."""
+        return Reply.say("rejected", f"{self._too_long(length)} (not fed)")
+
     def _feed(self, text: str, gold: str | None = None, graded: bool = True) -> Reply:
         """Check, feed and answer one line of story text (see `feed`)."""
         try:
@@ -133,8 +141,7 @@ class StorySession:
         """
         cfg = self.config
         if len(text) > cfg.max_chars:
-            raise Rejected(f"that line is too long ({len(text)} characters, at most {cfg.max_chars}); "
-                           "bAbI sentences are short, so split it")
+            raise self._too_long(len(text))
         odd = sorted({c for c in text if ord(c) > 127 or not c.isprintable()})
         if odd:
             shown = " ".join(repr(c) for c in odd[:5])

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TextIO
 
 from ..data import parse_babi_file, story_lines
 from ..errors import DataError
@@ -39,6 +40,28 @@ class StoryScore:
         return f"accuracy: {self.right}/{self.graded} = {self.right / self.graded:.1%}{refused}"
 
 
+READ_LIMIT = 10_000  # characters of a line read whole (a chat line has at most ChatConfig.max_chars)
+
+
+def capped_lines(stream: TextIO, limit: int = READ_LIMIT) -> Iterator[tuple[str, int]]:
+    """The lines of a text stream without their ends, each with its length; a line longer than `limit` comes cut
+    there, the rest of it skipped in pieces and only counted, so that memory stays bounded whatever the input."""
+    while True:
+        head = piece = stream.readline(limit)
+        if not head:
+            return
+        length = len(piece)
+        while piece and not piece.endswith("\n"):
+            piece = stream.readline(1 << 16)
+            length += len(piece)
+        yield head.rstrip("\r\n"), length - (len(piece) - len(piece.rstrip("\r\n")))
+
+
+def shown_line(line: str, length: int, limit: int) -> str:
+    """A line as chat shows it back: whole, or its start and its length when it is longer than `limit`."""
+    return line if length <= limit else f"{line[:60]}... ({length} characters)"
+
+
 def is_babi_format(text: str) -> bool:
     """Does the text start like a bAbI file ("1 Mary moved to the bathroom.")?"""
     first = next((line for line in text.splitlines() if line.strip()), "")
@@ -61,13 +84,7 @@ def story_file_replies(session: ChatSession, path: str | Path) -> Iterator[tuple
     Plain format: one sentence or question per line, optionally "question<TAB>answer" (graded), lines
     starting with '/' are commands, '#' starts a comment line, a blank line starts a new story.
     """
-    path = find_story_file(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # a byte order mark is not part of the story
-    except FileNotFoundError:
-        raise DataError(f"story file {path} does not exist, so check the path.") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"cannot read story file {path} ({type(e).__name__}), so pass a UTF-8 text file.") from None
+    text = _read_story(find_story_file(path))
     session.reset()
     if is_babi_format(text):
         number = 0
@@ -89,3 +106,21 @@ def story_file_replies(session: ChatSession, path: str | Path) -> Iterator[tuple
         yield number, line, reply
         if reply.quit:
             return
+
+
+def _read_story(path: Path) -> str:
+    """The text of a story file; DataError for one that cannot be read or has a line longer than READ_LIMIT
+    (refused before it is read whole)."""
+    try:
+        with open(path, encoding="utf-8-sig") as f:  # a byte order mark is not part of the story
+            lines = []
+            for number, (line, length) in enumerate(capped_lines(f), start=1):
+                if length > READ_LIMIT:
+                    raise DataError(f"story file {path} has a line of {length} characters (line {number}), far "
+                                    "longer than any story sentence, so split it into sentences.")
+                lines.append(line)
+    except FileNotFoundError:
+        raise DataError(f"story file {path} does not exist, so check the path.") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read story file {path} ({type(e).__name__}), so pass a UTF-8 text file.") from None
+    return "\n".join(lines) + "\n"

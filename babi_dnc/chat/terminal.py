@@ -12,7 +12,7 @@ from rich.text import Text
 from ..errors import printable
 from .commands import ChatSession
 from .replies import Reply, format_top, verdict
-from .stories import StoryScore, story_file_replies
+from .stories import READ_LIMIT, StoryScore, capped_lines, shown_line, story_file_replies
 
 STYLES = {"info": "", "rejected": "yellow", "quit": "dim", "answer": "", "fed": ""}
 
@@ -48,12 +48,17 @@ def chat_loop(session: ChatSession, console, stdin=None) -> None:
         except ImportError:
             pass
     console.print(Text(printable(session.banner()), style="dim"), soft_wrap=True)
+    lines, limit = capped_lines(stdin), session.config.max_chars
     while True:
         try:
-            line = console.input("[bold cyan]>[/] ") if tty else _read_plain(stdin)
-            if not tty:
-                console.print(Text(printable(f"> {line}")), soft_wrap=True)
-            reply = session.handle(line)
+            if tty:
+                reply = session.handle(console.input("[bold cyan]>[/] "))
+            else:
+                line, length = next(lines, (None, 0))
+                if line is None:
+                    raise EOFError
+                console.print(Text(printable(f"> {shown_line(line, length, limit)}")), soft_wrap=True)
+                reply = session.handle(line) if length <= READ_LIMIT else session.refuse_long_line(length)
         except (EOFError, KeyboardInterrupt):
             console.print("\nbye", style="dim")
             return
@@ -65,13 +70,6 @@ def chat_loop(session: ChatSession, console, stdin=None) -> None:
             return
 
 
-def _read_plain(stdin) -> str:
-    line = stdin.readline()
-    if not line:
-        raise EOFError
-    return line.rstrip("\r\n")
-
-
 def print_story_file(session: ChatSession, path: str | Path, console) -> StoryScore:
     """Run a story file (see `story_file_replies`), print one answer per question with its grade and,
     at the end, the accuracy; returns the score."""
@@ -79,7 +77,8 @@ def print_story_file(session: ChatSession, path: str | Path, console) -> StorySc
     for number, line, reply in story_file_replies(session, path):
         score.add(reply)
         if reply.kind == "rejected":
-            console.print(Text(printable(f"line {number}: {line}\n  {reply.text}"), style="yellow"), soft_wrap=True)
+            shown = shown_line(line, len(line), session.config.max_chars)
+            console.print(Text(printable(f"line {number}: {shown}\n  {reply.text}"), style="yellow"), soft_wrap=True)
         elif reply.kind == "answer":
             render(console, Reply("answer", reply.answers), with_question=True)
         elif reply.kind != "fed":

@@ -36,7 +36,7 @@ from .loading import (
     tasks_in,
 )
 from .parser import MalformedLineError, parse_babi_file, story_lines
-from .sources import ENV_DATA, Source, resolve_source
+from .sources import ENV_DATA, Source, local_data_path, resolve_source
 from .stats import data_stats
 from .tasks import SETS, TASK_NAMES, TaskSpecError, format_task_spec, parse_task_spec, task_file
 from .vocab import PAD_ID, Vocabulary, answer_words, tokenize
@@ -45,7 +45,7 @@ __all__ = [
     "TASK_NAMES", "SETS", "PAD_ID", "IGNORE_INDEX", "ENV_DATA", "BabiData", "Vocabulary", "Source",
     "TaskSpecError", "MalformedLineError", "MissingDataWarning", "UnknownWordsWarning", "tokenize",
     "answer_words", "parse_task_spec", "format_task_spec", "task_file", "parse_babi_file", "story_lines",
-    "encode_story", "load_babi", "resolve_source", "build_vocabulary", "select_tasks", "tasks_in",
+    "encode_story", "load_babi", "resolve_source", "local_data_path", "build_vocabulary", "select_tasks", "tasks_in",
     "split_train_valid", "collate", "batch_indices", "iterate_batches", "packed_columns", "padding_fraction",
     "data_stats",
 ]

@@ -164,6 +164,7 @@ class BabiData:
     notes: list[str] = field(default_factory=list)
     from_1k: list[int] = field(default_factory=list)  # tasks whose training stories come from the en (1k) file
     augment_16: bool = False  # task 16's training stories rewritten (data/induction.py)
+    unknown: dict[str, list[str]] = field(default_factory=dict)  # split -> words of its files outside vocab
 
     def splits(self) -> dict[str, datasets.Dataset]:
         return {"train": self.train, "valid": self.valid, "test": self.test}
@@ -255,7 +256,7 @@ def load_babi(set_name: str = "en-10k", tasks: str | int | Iterable[int] = "all"
         vocab=vocab, source=source.describe(), missing=missing, set_name=set_name, tasks=tasks,
         valid_fraction=valid_fraction, seed=seed, notes=notes, from_1k=from_1k, augment_16=augment_16)
     for split in SPLITS:
-        unknown = _unknown_words(encoded[split], vocab.unk_id)
+        unknown = data.unknown[split] = _unknown_words(encoded[split], vocab.unk_id)
         if unknown:
             shown = ", ".join(unknown[:20]) + (" ..." if len(unknown) > 20 else "")
             warnings.warn(f"{len(unknown)} words of the {set_name} {split} files are outside the vocabulary "

@@ -7,10 +7,14 @@
      used without asking the Hub; otherwise one quick request first (none under `HF_HUB_OFFLINE`), so that
      an offline machine is told at once. Archives are verified (readable gzip tar, expected member layout,
      sha256 reported) and read member by member with `tarfile`, never unpacked to disk.
+
+A file or an archive's member larger than MAX_FILE_BYTES (far above any bAbI file) is refused before it is
+read, so that a hostile archive (gigabytes of zeros in a few megabytes) cannot fill the memory.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tarfile
@@ -30,6 +34,7 @@ HUB_REPO = "facebook/babi_qa"
 HUB_FILENAME = "data/tasks_1-20_v1-2.tar.gz"
 ENV_DATA = "BABI_DNC_DATA"
 HUB_CHECK_SECONDS = 5.0  # the first request to the Hub: longer than this, and it counts as unreachable
+MAX_FILE_BYTES = 64 << 20  # the largest bAbI v1.2 file has 2.5 MB
 
 
 def _digest_of_files(file_sha: dict[str, str]) -> str:
@@ -80,12 +85,22 @@ class Source:
             for task in TASK_NAMES:
                 for split in SPLITS:
                     name = task_file(set_name, task, split)
-                    if (self.path / name).is_file():
-                        files[name] = (self.path / name).read_bytes()
+                    path = self.path / name
+                    if path.is_file():
+                        _check_size(path.stat().st_size, path)
+                        files[name] = path.read_bytes()
             self.sha256 = _digest_of_files({k: sha256_bytes(v) for k, v in files.items()})
             return files
         self.sha256 = sha256_file(self.path)
         return _read_tar(self.path, set_name)
+
+
+def _check_size(size: int, path: Path, member: str | None = None) -> None:
+    """DataError, before it is read, for a file (or an archive's member) far larger than any bAbI file."""
+    if size > MAX_FILE_BYTES:
+        what = f"{path}'s member {member}" if member else str(path)
+        raise DataError(f"{what} holds {size:,} bytes, far more than any bAbI file (at most {MAX_FILE_BYTES >> 20} MB "
+                        f"is read), so it is refused unread: pass the original {ARCHIVE_ROOT} folder or .tar.gz.")
 
 
 def _read_tar(path: Path, set_name: str) -> dict[str, bytes]:
@@ -95,13 +110,15 @@ def _read_tar(path: Path, set_name: str) -> dict[str, bytes]:
     try:
         with tarfile.open(path, mode="r:*") as tar:
             for member in tar:
+                if member.isfile():  # before the member is read, or skipped (which unpacks it too)
+                    _check_size(member.size, path, member.name)
                 name = _member_file(member.name)
                 if name is None or not member.isfile():
                     continue
                 known += 1
                 if name.startswith(set_name + "/"):
                     f = tar.extractfile(member)
-                    files[name] = f.read() if f is not None else b""
+                    files[name] = f.read(MAX_FILE_BYTES) if f is not None else b""
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
         raise DataError(f"{path} is not a readable tar.gz archive ({type(e).__name__}: {e}), so "
                         "re-download it or pass the unpacked tasks_1-20_v1-2 folder.") from None
@@ -155,7 +172,7 @@ def resolve_source(data_dir: str | Path | None = None) -> Source:
         data_dir = os.environ.get(ENV_DATA) or None
         if data_dir is None:
             return _hub_archive()
-    path = Path(data_dir).expanduser()
+    path = local_data_path(data_dir)
     if path.is_file():
         return Source("local-tar", path.resolve())
     if path.is_dir():
@@ -170,3 +187,16 @@ def resolve_source(data_dir: str | Path | None = None) -> Source:
                         "its parent or the .tar.gz.")
     raise DataError(f"bAbI data path {path} does not exist, so point --data-dir (or {ENV_DATA}) at the "
                     f"{ARCHIVE_ROOT} folder, its parent or the .tar.gz.")
+
+
+def local_data_path(data_dir: str | Path) -> Path:
+    """`data_dir` as an absolute path (~ expanded, links resolved); DataError for a loop of symbolic links,
+    which the system would otherwise report as a path that does not exist."""
+    path = Path(data_dir).expanduser()
+    try:
+        path.stat()
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise DataError(f"bAbI data path {path} is a loop of symbolic links, so point --data-dir (or {ENV_DATA}) "
+                            f"at the real {ARCHIVE_ROOT} folder, its parent or the .tar.gz.") from None
+    return path.resolve()

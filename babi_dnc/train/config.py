@@ -61,6 +61,8 @@ def _holds(rule: tuple, value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and rule[1](value)
 
 
+MAX_THREADS = 1024  # above any CPU's cores; tens of thousands abort in libgomp or crash torch
+
 # setting -> (what it must be, test, None allowed)
 RULES = {
     "lr": ("a positive number", lambda v: v > 0, False),
@@ -79,7 +81,7 @@ RULES = {
     "checkpoint_minutes": ("zero or more minutes", lambda v: v >= 0, True),
     "image_every": ("zero (never) or more evaluations", lambda v: v >= 0, False),
     "eval_batch_size": ("at least 1", lambda v: v >= 1, False),
-    "threads": ("at least 1", lambda v: v >= 1, True),
+    "threads": (f"from 1 to {MAX_THREADS}", lambda v: 1 <= v <= MAX_THREADS, True),
     "nonfinite_patience": ("at least 1", lambda v: v >= 1, False),
     "lr_backoff": ("a number above 0 and at most 1", lambda v: 0 < v <= 1, False),
     "nonfinite_reloads": ("zero or more", lambda v: v >= 0, False),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from ..checkpoint import io_reason
 from ..errors import CheckpointError
-from ..run_folder import METRICS
+from ..run_folder import METRICS, keep_metrics, open_run_file
 
 
 class MetricsLog:
@@ -25,14 +26,17 @@ class MetricsLog:
         self.enabled = enabled
         self.path = run_dir / METRICS
         self.writer = None
+        self.note: str | None = None  # what resuming dropped from the log, for the user
         if not enabled:
             return
         try:
-            if resume_step is not None and self.path.exists():  # drop what the interrupted run logged later
-                lines = [line for line in self.path.read_text().splitlines() if line.strip()]
-                kept = [line for line in lines if _step_of(line) <= resume_step]
-                self.path.write_text("".join(line + "\n" for line in kept))
-            self.file = open(self.path, "a", buffering=1)  # noqa: SIM115 - closed in close()
+            if resume_step is not None and os.path.lexists(self.path):
+                dropped = keep_metrics(self.path, resume_step)
+                if dropped:
+                    self.note = (f"dropped {dropped} damaged line{'s' if dropped > 1 else ''} of {self.path} (not a "
+                                 "JSON object: a kill cut it, or the file was changed); its other lines are kept")
+            fd = open_run_file(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+            self.file = os.fdopen(fd, "a", buffering=1, encoding="utf-8")
             if tensorboard:
                 purge = resume_step + 1 if resume_step is not None else None  # drop the interrupted run's later events
                 self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=purge)
@@ -66,13 +70,6 @@ class MetricsLog:
                 self.file.close()
             if self.writer is not None:
                 self.writer.close()
-
-
-def _step_of(line: str) -> int:
-    try:
-        return int(json.loads(line).get("step", 0))
-    except (json.JSONDecodeError, TypeError, ValueError):
-        return 1 << 62  # unreadable tail of a killed run: drop it
 
 
 def _json_default(x):

@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..checkpoint import Checkpoint, load_weights, save_checkpoint, unwrap, write_run_files
 from ..cuda_graphs import install_cuda_graphs
 from ..dnc import compile_model
-from ..errors import CheckpointError, TrainingDiverged
+from ..errors import CheckpointError, TrainingDiverged, UserError
 from ..malloc import retain_freed_memory
 from ..run_folder import open_run_folder, resume_checkpoint
 from .config import TrainConfig
@@ -131,6 +131,9 @@ class Trainer:
         self.resumed = checkpoint is not None
         if checkpoint is not None:
             self._restore(checkpoint)
+            if self.step > cfg.max_steps:  # before config.json is rewritten with the smaller number
+                raise UserError(f"{run_dir} is at step {self.step} already, past --max-steps {cfg.max_steps}: pass "
+                                f"a --max-steps of {self.step} or more to resume it, or leave --max-steps out.")
         else:
             seed_everything(cfg.seed)
         if self.env.is_main:  # on resume too: config.json then holds the settings the run continues with
@@ -143,6 +146,8 @@ class Trainer:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.forward_model = DistributedDataParallel(self.raw, device_ids=device_ids)
         self.log = MetricsLog(run_dir, self.env.is_main, cfg.tensorboard, self.step if self.resumed else None)
+        if self.log.note:  # what resuming dropped from the log, shown by begin()
+            self.notes.append(self.log.note)
         self.unit = task.unit
         self.display = ProgressDisplay(cfg.progress, cfg.max_steps, self.step, self.unit, main=self.env.is_main)
         self.params = [p for p in self.raw.parameters() if p.requires_grad]
