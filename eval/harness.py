@@ -39,10 +39,10 @@ from babi_dnc.data import (
 )
 from babi_dnc.data.config import DataConfig, load_data
 from babi_dnc.errors import DataError, UserError, VocabularyError
-from babi_dnc.metrics import question_correct
+from babi_dnc.metrics import per_task_errors, question_correct
 from babi_dnc.models import ModelConfig
 from babi_dnc.pretrained import PREFIX, pretrained_root
-from babi_dnc.runs import expand, load_run
+from babi_dnc.runs import LoadedRun, expand, load_run
 from babi_dnc.train import resolve_device
 
 SPLITS = ("test", "valid")
@@ -226,6 +226,13 @@ def load_split(data: DataConfig, vocab: Vocabulary, eval_config: EvalConfig,
     return loaded, notes
 
 
+def trained_tasks(run: LoadedRun, data: BabiData) -> set[int]:
+    """The tasks a run was trained on: those its checkpoint was validated on (validation stories come from a
+    task's training file), so a task whose training file was missing where it trained counts as untrained
+    wherever it is evaluated; for a checkpoint without per-task errors, the tasks with training stories here."""
+    return set(per_task_errors(run.metrics)) or set(tasks_in(data.train))
+
+
 def evaluate_run(run_dir: str | Path, eval_config: EvalConfig, data_cache: dict | None = None,
                  progress: Callable[[int, int], None] | None = None) -> RunResult:
     """Load one run's checkpoint, run it over the split, score every question (UserError on trouble)."""
@@ -255,7 +262,7 @@ def evaluate_run(run_dir: str | Path, eval_config: EvalConfig, data_cache: dict 
     missing = [t for t in tasks if t not in evaluated]
     if missing:
         notes.append(f"tasks {format_task_spec(missing)} have no {eval_config.split} stories and are left out.")
-    trained = tasks_in(data.train)
+    trained = trained_tasks(run, data)
     untrained = [t for t in evaluated if t not in trained]
     return RunResult(
         run_dir=run_dir, label=label, model_kind=run.model_config.model, config=run.config,

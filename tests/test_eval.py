@@ -319,15 +319,19 @@ def test_sd_of_one_run_is_nan_not_zero(runs):
 
 
 def test_a_task_without_training_stories_is_shown_but_left_out_of_the_means(runs, tiny_babi_dir, tmp_path):
-    """As with en-10k task 3 (its training file is missing): its test error is a row of the table, and no
-    mean or failed-task count includes it, ours or the published ones."""
-    data = tmp_path / "tasks_1-20_v1-2"
-    shutil.copytree(tiny_babi_dir, data)
-    for f in data.rglob("qa8_*_train.txt"):
-        f.unlink()
+    """As with en-10k task 3 (its training file was missing where the shipped DNC trained): its test error is a
+    row of the table, and no mean or failed-task count includes it, ours or the published ones; evaluated
+    beside a complete copy of the data, it still counts as untrained (its checkpoint has no validation error
+    for it)."""
+    run = tmp_path / "lstm"
+    shutil.copytree(runs["lstm"], run)
+    for meta in run.glob("checkpoints/*/meta.json"):  # as if trained without task 8's training file
+        saved = json.loads(meta.read_text())
+        saved["metrics"].pop("error_task_8")
+        meta.write_text(json.dumps(saved))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        results, failures = evaluate_runs([runs["lstm"]], EvalConfig(device="cpu", data_dir=str(data)))
+        results, failures = evaluate_runs([run], EvalConfig(device="cpu", data_dir=str(tiny_babi_dir)))
     assert not failures and results[0].untrained == [8]
     comparison = compare(results)
     assert comparison.tasks == [1, 8] and comparison.untrained == [8] and comparison.scored == [1]
@@ -404,3 +408,17 @@ def test_a_run_trained_on_the_1k_fallback_says_so_in_every_table(tiny_babi_dir, 
     text = " ".join(console.export_text().split())
     assert "task 1 from en (1k)" in text and "Training data: DNC, task 1 from en (1k)" in text
     assert to_json(comparison)["runs"][0]["training"] == ["task 1 from en (1k)"]
+
+
+def test_a_task_counts_as_trained_by_the_runs_validation_not_by_the_local_files(tiny_data):
+    """The shipped DNC never saw task 3 (its en-10k training file was missing where it trained): evaluated
+    beside a complete copy, task 3 must still be marked untrained. Validation errors come only from tasks with
+    training stories, so the checkpoint's per-task validation errors say what it was trained on."""
+    from types import SimpleNamespace
+
+    from babi_dnc.data import tasks_in
+    from eval.harness import trained_tasks
+
+    assert set(tasks_in(tiny_data.train)) == {1, 8}  # what the local copy has
+    assert trained_tasks(SimpleNamespace(metrics={"error": 0.1, "error_task_8": 0.2}), tiny_data) == {8}
+    assert trained_tasks(SimpleNamespace(metrics={"error": 0.1}), tiny_data) == {1, 8}  # no per-task errors saved
