@@ -11,6 +11,7 @@ seed) refuse another value; the others given again (e.g. --max-steps, --eval-sto
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,11 @@ from .runs import read_vocab
 from .train import TrainConfig, close_distributed, fit, init_distributed, seed_everything
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "task": BabiTaskConfig}
+QUIET_ON_RESUME = {"progress", "data_dir", "threads", "device"}  # how to run, not what: no note when they change
+
+
+class ResumeNote(UserWarning):
+    """A resumed run takes settings given anew (e.g. --max-steps): which, and what they were."""
 
 
 def run_config(model: ModelConfig, data: DataConfig, train: TrainConfig, task: BabiTaskConfig) -> dict:
@@ -114,8 +120,14 @@ def plan_run(run_dir: Path, n: int, configs: tuple, resume: bool, restart: bool,
         plan.model, plan.data, plan.train, plan.task = saved_configs(run_dir)
         _check_fixed(plan, {**given, "seed": given["seed"] + n} if given.get("seed") is not None else given)
         _check_preset(plan, given, mc)
+        changed = []
         for section, cls in SECTIONS.items():
-            setattr(plan, section, dataclasses.replace(getattr(plan, section), **_replacing(given, cls)))
+            saved, replacing = getattr(plan, section), _replacing(given, cls)
+            changed += [f"{flags(cls)[k]} {v} (was {getattr(saved, k)})" for k, v in replacing.items()
+                        if v != getattr(saved, k) and k not in QUIET_ON_RESUME]
+            setattr(plan, section, dataclasses.replace(saved, **replacing))
+        if changed:
+            warnings.warn(f"{run_dir} resumes with {', '.join(changed)}.", ResumeNote, stacklevel=2)
     plan.train.check()
     plan.task.check()
     return plan

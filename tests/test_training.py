@@ -365,6 +365,7 @@ def test_train_command(tmp_path, tiny_babi_dir):
     assert seed.exit_code == 2 and "was trained with --seed 0, not --seed 3" in seed.output
     fewer = runner.invoke(app, [*args[:4], "6", *args[5:], "--resume", "--eval-stories", "1"])  # taken anew
     assert fewer.exit_code == 0, fewer.output
+    assert "resumes with --max-steps 6 (was 5), --eval-stories 1 (was None)" in " ".join(fewer.output.split())
     assert json.loads((out / "config.json").read_text())["task"]["valid_stories"] == 1
 
     seeds = runner.invoke(app, ["train", "--model", "lstm", "--preset", "tiny", "--max-steps", "2", "--seeds", "2",
