@@ -112,6 +112,15 @@ def open_run_file(path: Path, flags: int) -> int:
                           "replace it with the file itself (or delete it) and run the command again.")
 
 
+def refuse_linked_folders(path: Path) -> None:
+    """CheckpointError when the run's checkpoints/ or tb/ is a symbolic link: checkpoints and TensorBoard
+    events would be written out of the run folder through it."""
+    for name in ("checkpoints", "tb"):
+        if (path / name).is_symlink():
+            raise CheckpointError(f"{path / name} is a symbolic link, and babi-dnc never writes a run's files "
+                                  "through one: replace it with the folder itself (or delete it) and run again.")
+
+
 def _ours(name: str) -> bool:
     """A file a training writes into its folder (or a temporary of one)."""
     return name in RUN_FILES or name == LOCK or any(name.startswith(f".{f}.tmp-") for f in (CONFIG, VOCAB, METRICS))
@@ -340,6 +349,7 @@ def open_run_folder(path: Path, resume: bool = False, restart: bool = False, mai
     try:
         if main:
             notes.append(lock.acquire())
+            refuse_linked_folders(path)
             mode = start_mode(path, resume, restart)  # again: another training may have written in between
             if mode == "restart":
                 clear_run(path)

@@ -779,3 +779,16 @@ def test_a_closed_terminal_stops_a_training_that_saves_and_exits_75(tmp_path, ti
     finally:
         child.kill()
     assert load_checkpoint(out, "latest").step > 0 and not (out / LOCK).exists()
+
+
+@pytest.mark.parametrize("name", ["checkpoints", "tb"])
+def test_a_linked_checkpoint_or_tensorboard_folder_is_refused(tiny_run, tiny_babi_dir, tmp_path, name):
+    run, outside = tmp_path / "run", tmp_path / "outside"
+    shutil.copytree(tiny_run, run)
+    shutil.move(run / name, outside)  # the run's own folder, now reached through a link
+    (run / name).symlink_to(outside)
+    before = sorted(p.relative_to(outside) for p in outside.rglob("*"))
+    result = runner.invoke(app, resume_args(run, tiny_babi_dir, "--max-steps", "10"))
+    assert result.exit_code == 2, result.output
+    assert f"{run / name} is a symbolic link" in one_sentence(result.output)
+    assert sorted(p.relative_to(outside) for p in outside.rglob("*")) == before  # nothing written through it
