@@ -33,6 +33,9 @@ from .kernels import status as kernel_status
 from .malloc import retain_freed_memory
 from .models import build_model, compile_model, preset
 
+ANSWER_ID = 0  # the answer slot '-' sorts first in every bAbI vocabulary (data.Vocabulary); a backward reader's
+# questions end there (random ids hold it about once every vocab_size steps)
+
 
 @dataclass
 class BenchConfig:
@@ -47,6 +50,7 @@ class BenchConfig:
     amp: bool = False  # bf16 autocast of the controller (CUDA)
     compile: bool = False
     checkpoint_steps: int | None = None  # activation checkpointing over time (DNC)
+    backward_reader: int = 0  # the backward reader's size (0: none), as ModelConfig.backward_reader
     cuda_graph: bool = False  # forward and backward of the whole unrolled model replayed as CUDA graphs
     triton: bool = True  # the Triton link kernels on CUDA (False: the PyTorch link)
     threads: int | None = None  # CPU threads (default: torch's)
@@ -90,8 +94,8 @@ def _build(cfg: BenchConfig, device: torch.device):
 
         return model, loss_fn
 
-    config = preset(cfg.preset, model=cfg.model)
-    model = build_model(config, V).to(device)
+    config = preset(cfg.preset, model=cfg.model, backward_reader=cfg.backward_reader)
+    model = build_model(config, V, answer_id=ANSWER_ID).to(device)
     if cfg.checkpoint_steps and hasattr(model.core, "checkpoint_steps"):
         model.core.checkpoint_steps = cfg.checkpoint_steps
     if cfg.compile:  # the DNC's time step, not the unrolled loop
@@ -121,15 +125,15 @@ def _build(cfg: BenchConfig, device: torch.device):
 
 
 class _Logits(torch.nn.Module):
-    """ids, mask -> logits, with the one-hot input built by indexing (no host synchronisation)."""
+    """ids, mask -> logits: the model's inputs (word vectors and any backward reader) in float32, its core
+    under bf16 autocast when asked."""
 
     def __init__(self, model, amp: bool):
         super().__init__()
         self.model, self.amp = model, amp
-        self.register_buffer("eye", torch.eye(model.vocab_size + 1, model.vocab_size))  # row V (unknown): zeros
 
     def forward(self, ids, mask):
-        x = self.model.embed(ids) if self.model.embed is not None else self.eye[ids]
+        x = self.model.inputs(ids, mask)  # [B, T, X]
         with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=self.amp):
             logits, _ = self.model.core(x, mask=mask)
         return logits

@@ -11,6 +11,7 @@ The CLI prints a UserError's message as one sentence, without a traceback, and e
     75  interrupted by SIGTERM, SIGHUP or SIGINT after saving: `--resume` continues (sysexits' EX_TEMPFAIL)
     129 SIGHUP (a closed terminal) in a command that has nothing to save: 128 + SIGHUP
     130 Ctrl-C in a command that has nothing to save (eval, chat, viz, data, bench): 128 + SIGINT
+    143 SIGTERM in a command that has nothing to save, or before a training's first step: 128 + SIGTERM
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import unicodedata
 
 BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 EXIT_FINISHED, EXIT_USER_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_HANGUP, EXIT_CTRL_C = 0, 2, 3, 75, 129, 130
+EXIT_TERMINATED = 143
 
 
 class UserError(Exception):

@@ -206,6 +206,8 @@ class BabiModel(nn.Module):
             raise ValueError("think steps need the answer slot's word id (answer_id)")
         self.vocab_size = vocab_size
         self.embed = nn.Embedding(vocab_size + 1, embedding) if embedding else None  # last row: unknown
+        # one-hot rows by indexing (F.one_hot checks its ids on the host, a CUDA synchronisation); row V: zeros
+        self.register_buffer("one_hot", torch.eye(vocab_size + 1, vocab_size), persistent=False)
         self.reader = reader
         self.core = core
         self.think_steps, self.answer_id = think_steps, answer_id
@@ -214,7 +216,7 @@ class BabiModel(nn.Module):
         """ids [B, T] long in [0, V] -> inputs [B, T, X] float; id V (unknown) is a zero one-hot vector."""
         if self.embed is not None:
             return self.embed(ids)
-        return F.one_hot(ids, self.vocab_size + 1)[..., : self.vocab_size].float()  # [B, T, V]
+        return self.one_hot[ids]  # [B, T, V]
 
     def inputs(self, ids: Tensor, mask: Tensor | None = None, think: Tensor | None = None) -> Tensor:
         """ids [B, T] -> the core's inputs [B, T, X (+ H)]: the word vectors (zero at think steps), joined by

@@ -26,6 +26,7 @@ def bench(
     amp: Annotated[bool, typer.Option(help="bf16 autocast of the controller (CUDA)")] = False,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the DNC's time step")] = False,
     checkpoint_steps: Annotated[int | None, typer.Option(help="recompute memory per chunk of steps")] = None,
+    backward_reader: Annotated[int, typer.Option(min=0, help="a backward reader of this size (0: none)")] = 0,
     cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="capture forward and backward as CUDA graphs")] = (
         False
     ),
@@ -46,6 +47,7 @@ def bench(
     cfg = BenchConfig(
         model=model, preset=preset, device=device, batch_size=batch_size, seq_len=seq_len, steps=steps,
         warmup=warmup, amp=amp, compile=compile, checkpoint_steps=checkpoint_steps, threads=threads,
+        backward_reader=backward_reader,
         cuda_graph=cuda_graph,
         data_dir=(str(data_dir) if data_dir else _data_dir_or_env()) if data else None,
     )

@@ -17,7 +17,16 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from babi_dnc.errors import EXIT_CTRL_C, EXIT_HANGUP, EXIT_USER_ERROR, UserError, printable, silence, terminal_fds
+from babi_dnc.errors import (
+    EXIT_CTRL_C,
+    EXIT_HANGUP,
+    EXIT_TERMINATED,
+    EXIT_USER_ERROR,
+    UserError,
+    printable,
+    silence,
+    terminal_fds,
+)
 
 
 def _reopen_closed_streams() -> None:
@@ -100,22 +109,32 @@ class HangUp(BaseException):
     like after Ctrl-C (its clean-ups run, a training's lock is released), with exit status 129."""
 
 
+class Terminated(BaseException):
+    """SIGTERM outside training (while a command starts, loads data or evaluates): the command ends like
+    after Ctrl-C, its clean-ups run, with exit status 143."""
+
+
 def handle_signals() -> None:
-    """For the program's run (app.main): SIGHUP ends a command cleanly (HangUp) instead of killing it."""
+    """For the program's run (app.main): SIGHUP and SIGTERM end a command cleanly (HangUp, Terminated)
+    instead of killing it; a training replaces both with its own handler, which saves first."""
     terminal = terminal_fds()
 
     def hang_up(signum, frame):
         silence(terminal)
         raise HangUp
 
+    def terminate(signum, frame):
+        raise Terminated
+
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, hang_up)
+    signal.signal(signal.SIGTERM, terminate)
 
 
 def ignore_signals() -> None:
     """Once a command has ended: a further Ctrl-C or SIGHUP while the interpreter shuts down (torch's exit
     hooks) would only print a traceback after the command's last word."""
-    for sig in (signal.SIGINT, getattr(signal, "SIGHUP", None)):
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
         if sig is not None:
             signal.signal(sig, signal.SIG_IGN)
 
@@ -124,7 +143,7 @@ def user_errors(fn):
     """Turn a UserError into one red sentence on stderr and its exit status (2; 3 for a failed training);
     likewise a file the system would not read or write (a full disk, a permission, a vanished folder:
     exit status 2), Ctrl-C outside training, which saves and exits 75 itself (exit status 130), and a
-    SIGHUP outside training (HangUp, exit status 129)."""
+    SIGHUP outside training (HangUp, exit status 129) and SIGTERM outside training (Terminated, 143)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -144,5 +163,8 @@ def user_errors(fn):
         except HangUp:
             print_error("stopped: the terminal hung up (SIGHUP).")
             raise typer.Exit(EXIT_HANGUP) from None
+        except Terminated:
+            print_error("stopped by SIGTERM: files already written are kept; run the command again to finish it.")
+            raise typer.Exit(EXIT_TERMINATED) from None
 
     return wrapper

@@ -23,6 +23,15 @@ def test_bench_reports_consistent_figures(model):
     assert r["peak_memory_bytes"] >= 0 and r["parameters"] > 0
 
 
+def test_bench_times_a_model_with_a_backward_reader():
+    with_reader = measure(BenchConfig(preset="tiny", batch_size=3, seq_len=7, steps=1, warmup=0, backward_reader=8))
+    plain = measure(BenchConfig(preset="tiny", batch_size=3, seq_len=7, steps=1, warmup=0))
+    # its LSTM cell (4 gates of 8) over the 159-wide one-hot words, and the controller's (4 x 16) 8 wider inputs
+    reader = 4 * 8 * (159 + 8 + 2) + 4 * 16 * 8
+    assert with_reader["backward_reader"] == 8 and with_reader["story_steps_per_batch"] == 21
+    assert with_reader["parameters"] - plain["parameters"] == reader
+
+
 def test_bench_command_json_runs_in_a_subprocess():
     result = runner.invoke(app, ["bench", *TINY])
     assert result.exit_code == 0, result.output

@@ -162,6 +162,7 @@ def test_parse_stories_multiword_answers_restarts_and_supporting_facts(tmp_path)
     ("3 Where is Mary? kitchen 1", 3, "a question without a tab"),  # tabs turned into spaces
     ("3 Mary went\tto the kitchen.", 3, "a tab in a statement"),  # blamed on this line, not a later one
     ("3 Where is Mary?\tkitchen\t²", 3, "supporting"),          # a digit that is not 0-9
+    ("3 Mary " + "went " * 4000 + "home.", 3, "a line of 20,012 characters"),  # damage, not a story
 ])
 def test_malformed_line_names_file_and_line(tmp_path, bad_line, line_number, words):
     path = tmp_path / "qa1_single-supporting-fact_train.txt"

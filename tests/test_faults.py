@@ -792,3 +792,27 @@ def test_a_linked_checkpoint_or_tensorboard_folder_is_refused(tiny_run, tiny_bab
     assert result.exit_code == 2, result.output
     assert f"{run / name} is a symbolic link" in one_sentence(result.output)
     assert sorted(p.relative_to(outside) for p in outside.rglob("*")) == before  # nothing written through it
+
+
+SIGTERM_WHILE_LOADING = r"""
+import os, signal, time
+import babi_dnc.babi_train as babi_train
+
+def load_data(*args, **kwargs):  # SIGTERM arrives while the data loads, before the first step
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)
+
+babi_train.load_data = load_data
+import app
+app.main()
+"""
+
+
+def test_sigterm_while_a_training_loads_its_data_ends_with_one_sentence_and_exit_143(tmp_path, tiny_babi_dir):
+    out = tmp_path / "run"
+    child = python(SIGTERM_WHILE_LOADING, *TRAIN[:-3], "--max-steps", "6", "--no-progress", "--data-dir",
+                   str(tiny_babi_dir), "--out", str(out), stderr=subprocess.PIPE, text=True)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 143, err
+    assert "stopped by SIGTERM: files already written are kept" in one_sentence(err)
+    assert not (out / LOCK).exists()  # the lock is released: the same command starts again

@@ -9,6 +9,8 @@ from pathlib import Path
 from ..errors import DataError
 from .vocab import answer_words
 
+MAX_LINE_CHARS = 10_000  # bAbI lines have under 100 characters; a longer one is damage, not a story
+
 
 class MalformedLineError(DataError):
     """A line of a bAbI file that does not follow the format; knows the file and the line number."""
@@ -33,8 +35,9 @@ def parse_babi_file(source: str | Path | bytes | Iterable[str], name: str | None
                                       `sentences` (the file's line ids, translated)
       question_after list[int]        per question, how many sentences come before it
     Blank lines and a UTF-8 byte order mark are skipped. A question is a line whose text ends in '?'
-    before its tab; a line with a '?' but no tab (a question whose tabs became spaces), or a statement with
-    a tab, is malformed. Anything malformed raises MalformedLineError (a DataError) naming file:line.
+    before its tab; a line over MAX_LINE_CHARS, a line with a '?' but no tab (a question whose tabs became
+    spaces), or a statement with a tab, is malformed. Anything malformed raises MalformedLineError (a DataError)
+    naming file:line.
     """
     lines, name = _lines(source, name)
     stories: list[dict] = []
@@ -42,6 +45,8 @@ def parse_babi_file(source: str | Path | bytes | Iterable[str], name: str | None
     line_to_sentence: dict[int, int] = {}  # line id -> index into the story's sentences
     last_id = 0
     for number, line in enumerate(lines, start=1):
+        if len(line) > MAX_LINE_CHARS:
+            raise MalformedLineError(name, number, f"a line of {len(line):,} characters (bAbI lines have under 100)")
         id_text, _, text = line.partition(" ")
         if not (id_text.isascii() and id_text.isdigit()) or not text or text.isspace():
             if not line or line.isspace():  # blank lines (and a final newline) are skipped
