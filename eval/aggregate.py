@@ -131,9 +131,10 @@ def _sd(values) -> float:
     return float(values.std(ddof=1)) if len(values) > 1 else float("nan")
 
 
-def summarize_group(runs: list[RunResult], key: str, label: str) -> Column:
+def summarize_group(runs: list[RunResult], key: str, label: str, leave_out: list[int] = ()) -> Column:
     """Aggregate the runs of one configuration as the paper does: per task mean +- sd over runs, the mean
-    error +- sd and failed tasks +- sd over runs, and the best single run."""
+    error +- sd and failed tasks +- sd over runs, and the best single run; the means and counts leave out the
+    runs' untrained tasks and `leave_out` (those another group of the table did not train)."""
     per_run_tasks = {r.label: task_errors(r.questions)["error"] for r in runs}
     errors = pd.DataFrame(per_run_tasks)  # [task, run]; NaN where a run lacks a task
     errors.index.name = "task"
@@ -143,7 +144,8 @@ def summarize_group(runs: list[RunResult], key: str, label: str) -> Column:
         "runs": errors.notna().sum(axis=1),
     })
     per_run = pd.DataFrame([
-        {"run": r.label, **run_summary(task_errors(r.questions), r.untrained), "step": r.step, "seed": r.seed}
+        {"run": r.label, **run_summary(task_errors(r.questions), sorted({*r.untrained, *leave_out})),
+         "step": r.step, "seed": r.seed}
         for r in runs
     ]).set_index("run")
     best = per_run["mean_error"].idxmin()
@@ -268,9 +270,10 @@ def published_columns(tasks: list[int], keys=None, scored: list[int] | None = No
 def compare(results: list[RunResult], published: bool = True) -> Comparison:
     """Group the runs, aggregate each group, and add the published columns over the same tasks."""
     groups = group_runs(results)
+    untrained = sorted({t for r in results for t in r.untrained})  # every column's means over the same tasks
     ours = []
     for i, (g, label) in enumerate(zip(groups, group_labels(groups), strict=True)):
-        ours.append(summarize_group(g, key=f"ours{i}", label=label))
+        ours.append(summarize_group(g, key=f"ours{i}", label=label, leave_out=untrained))
     tasks = sorted({t for c in ours for t in c.tasks})
     comparison = Comparison(ours=ours, published=[], tasks=tasks, split=results[0].split if results else "test",
                             results=list(results))

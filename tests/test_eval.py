@@ -349,6 +349,9 @@ def test_a_task_without_training_stories_is_shown_but_left_out_of_the_means(runs
     assert "Untrained: task 8 had no training stories (a missing file); its row is shown" in " ".join(text.split())
     summary = summary_lines(comparison)[0]
     assert f"{ours.failed:.0f} of 1 tasks failed" in summary  # the failed count is out of the scored tasks
+    trained = dataclasses.replace(results[0], untrained=[], label="trained on 8")  # a run that trained task 8
+    both = compare([results[0], trained])  # two groups? the same config: one group, its means over task 1 alone
+    assert all(c.mean_error == pytest.approx(task_1) for c in both.ours)
 
 
 def test_eval_of_some_tasks_warns_only_about_their_files(runs, tiny_babi_dir, tmp_path):
@@ -422,3 +425,21 @@ def test_a_task_counts_as_trained_by_the_runs_validation_not_by_the_local_files(
     assert set(tasks_in(tiny_data.train)) == {1, 8}  # what the local copy has
     assert trained_tasks(SimpleNamespace(metrics={"error": 0.1, "error_task_8": 0.2}), tiny_data) == {8}
     assert trained_tasks(SimpleNamespace(metrics={"error": 0.1}), tiny_data) == {1, 8}  # no per-task errors saved
+
+
+def test_a_row_trained_by_some_models_names_the_others_and_the_notes_say_only_what_happened():
+    from types import SimpleNamespace
+
+    from eval.report.tables import _training_note, _untrained_note
+
+    dnc = SimpleNamespace(label="DNC", untrained=[], training=["task 3 from en (1k)"])
+    lstm = SimpleNamespace(label="LSTM", untrained=[3], training=[])
+    mixed = SimpleNamespace(ours=[dnc, lstm], untrained=[3])
+    assert _untrained_note(3, mixed) == " (untrained: LSTM)" and _untrained_note(1, mixed) == ""
+    assert _untrained_note(3, SimpleNamespace(ours=[lstm], untrained=[3])) == " (untrained)"
+    note = _training_note(mixed)
+    assert note.startswith("Training data: DNC, task 3 from en (1k) (a task whose en-10k training file is missing")
+    assert "task 16" not in note  # no rewrite was made, so none is described
+    dnc.training.append("task 16 rewritten")
+    assert "task 16's training stories rewritten" in _training_note(mixed)
+    assert _training_note(SimpleNamespace(ours=[lstm], untrained=[3])) is None

@@ -94,7 +94,7 @@ def comparison_table(comparison: Comparison) -> Table:
     questions = task_questions(comparison)
     rows, rules = [], set()
     for task in comparison.tasks:
-        untrained = " (untrained)" if task in comparison.untrained else ""
+        untrained = _untrained_note(task, comparison)
         row = [Cell(f"{task} {TASK_NAMES[task]}{untrained}", left=True), Cell(f"{questions.get(task, 0):,}")]
         for c in columns:
             if task not in c.per_task.index or not finite(c.per_task.loc[task, "mean"]):
@@ -122,6 +122,37 @@ def comparison_table(comparison: Comparison) -> Table:
                  subheader=["", ""] + [column_subtitle(c) for c in columns], caption=table_caption(comparison))
 
 
+def _untrained_note(task: int, comparison: Comparison) -> str:
+    """" (untrained)" on a task none of our runs trained on; " (untrained: LSTM)" when only some did not."""
+    if task not in comparison.untrained:
+        return ""
+    without = [c.label for c in comparison.ours if task in c.untrained]
+    return " (untrained)" if len(without) == len(comparison.ours) else f" (untrained: {', '.join(without)})"
+
+
+def _partly_trained(comparison: Comparison) -> bool:
+    """Whether some untrained row was trained by some of our runs."""
+    return any(_untrained_note(task, comparison) not in ("", " (untrained)") for task in comparison.untrained)
+
+
+TRAINING_CHANGES = {  # the words of data.BabiData.training_changes, explained
+    "rewritten": "task 16's training stories rewritten so that the answer colour occurs once, as Franke et al. "
+                 "2018 did, its test stories untouched",
+    "from en (1k)": "a task whose en-10k training file is missing here trained on the en file's 1,000 questions",
+}
+
+
+def _training_note(comparison: Comparison) -> str | None:
+    """Which of our runs trained on data other than the set's own files, and what that means."""
+    changed = [c for c in comparison.ours if c.training]
+    if not changed:
+        return None
+    said = {change for c in changed for change in c.training}
+    meanings = [text for words, text in TRAINING_CHANGES.items() if any(words in change for change in said)]
+    return ("Training data: " + "; ".join(f"{c.label}, {', '.join(c.training)}" for c in changed)
+            + (f" ({'; '.join(meanings)})." if meanings else "."))
+
+
 def _tasks_note(column: Column, comparison: Comparison) -> str:
     """" (tasks 1)" when one of our columns was evaluated on fewer tasks than the table shows."""
     if column.kind == "ours" and column.tasks != comparison.tasks:
@@ -140,13 +171,11 @@ def table_caption(comparison: Comparison) -> str:
         tasks, rows, them = ("task", "its row is", "it") if len(comparison.untrained) == 1 else \
             ("tasks", "their rows are", "them")
         parts.append(f"Untrained: {tasks} {format_task_spec(comparison.untrained)} had no training stories (a "
-                     f"missing file); {rows} shown, but no mean or failed-task count includes {them}.")
-    changed = [c for c in comparison.ours if c.training]
-    if changed:
-        parts.append("Training data: " + "; ".join(f"{c.label}, {', '.join(c.training)}" for c in changed) + " ("
-                     "task 16's training stories rewritten so that the answer colour occurs once, as Franke et al. "
-                     "2018 did, its test stories untouched; a task whose en-10k training file is missing here "
-                     "trained on the en file's 1,000 questions).")
+                     f"missing file); {rows} shown, but no mean or failed-task count includes {them}"
+                     + (", so that every model's mean is over the same tasks; where a row names models, only those "
+                        "had no training stories." if _partly_trained(comparison) else "."))
+    if (training := _training_note(comparison)) is not None:
+        parts.append(training)
     if comparison.subset and comparison.published:
         parts.append(f"{NOTE_MARK} Published over tasks {comparison.tasks_text} only: the mean of the per-task "
                      f"means, and the number of those tasks whose mean error is above {FAILED_PERCENT} (the paper's "
