@@ -350,7 +350,7 @@ def test_a_task_without_training_stories_is_shown_but_left_out_of_the_means(runs
     summary = summary_lines(comparison)[0]
     assert f"{ours.failed:.0f} of 1 tasks failed" in summary  # the failed count is out of the scored tasks
     trained = dataclasses.replace(results[0], untrained=[], label="trained on 8")  # a run that trained task 8
-    both = compare([results[0], trained])  # two groups? the same config: one group, its means over task 1 alone
+    both = compare([results[0], trained])  # one untrained on 8: every mean of the table is over task 1 alone
     assert all(c.mean_error == pytest.approx(task_1) for c in both.ours)
 
 

@@ -122,17 +122,22 @@ def comparison_table(comparison: Comparison) -> Table:
                  subheader=["", ""] + [column_subtitle(c) for c in columns], caption=table_caption(comparison))
 
 
+def _untrained_by(task: int, comparison: Comparison) -> list[str]:
+    """The labels of our columns that did not train `task`."""
+    return [c.label for c in comparison.ours if task in c.untrained]
+
+
 def _untrained_note(task: int, comparison: Comparison) -> str:
     """" (untrained)" on a task none of our runs trained on; " (untrained: LSTM)" when only some did not."""
-    if task not in comparison.untrained:
+    without = _untrained_by(task, comparison)
+    if not without:
         return ""
-    without = [c.label for c in comparison.ours if task in c.untrained]
     return " (untrained)" if len(without) == len(comparison.ours) else f" (untrained: {', '.join(without)})"
 
 
 def _partly_trained(comparison: Comparison) -> bool:
-    """Whether some untrained row was trained by some of our runs."""
-    return any(_untrained_note(task, comparison) not in ("", " (untrained)") for task in comparison.untrained)
+    """Whether some untrained row was trained by some of our columns."""
+    return any(len(_untrained_by(t, comparison)) < len(comparison.ours) for t in comparison.untrained)
 
 
 TRAINING_CHANGES = {  # the words of data.BabiData.training_changes, explained
