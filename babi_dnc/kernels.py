@@ -17,6 +17,7 @@ warning. Set BABI_DNC_TRITON=0 to use the PyTorch implementation on a GPU.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sys
@@ -54,6 +55,24 @@ def _remove_stale_lock(lock: Path) -> None:
         pass
 
 
+def _build_source(build_directory) -> tuple[str, Path]:
+    """The extension's name and its source, copied into a build folder named by the source's digest.
+
+    Every checkout and installed copy of this package with the same kernel source then shares one build
+    (built once), and one with another source gets its own folder: building from each checkout's own path
+    would rewrite the shared build file, and a checkout used after another rebuilt the kernel each time."""
+    text = SOURCE.read_bytes()
+    name = f"babi_dnc_link_cpu_{hashlib.sha256(text).hexdigest()[:12]}"
+    folder = Path(build_directory(name, verbose=False))
+    copy = folder / SOURCE.name
+    if not copy.is_file() or copy.read_bytes() != text:
+        part = folder / f".{SOURCE.name}.{os.getpid()}"
+        part.write_bytes(text)
+        os.replace(part, copy)  # whole or absent, for a build starting in another process
+    _remove_stale_lock(folder / "lock")
+    return name, copy
+
+
 def _build() -> None:
     from torch.utils import cpp_extension  # here: it brings setuptools and the build tooling, for one build
 
@@ -61,12 +80,10 @@ def _build() -> None:
     # OpenMP runs the samples of a batch in parallel (at::parallel_for); macOS's clang has no -fopenmp, and
     # there the samples run one after the other.
     openmp = ["-fopenmp"] if sys.platform.startswith("linux") else []
-    build_directory = getattr(cpp_extension, "_get_build_directory", None)  # torch's own, not public
-    if build_directory is not None:
-        _remove_stale_lock(Path(build_directory("babi_dnc_link_cpu", verbose=False)) / "lock")
+    name, source = _build_source(cpp_extension._get_build_directory)  # torch's own, not public
     cpp_extension.load(
-        name="babi_dnc_link_cpu",
-        sources=[str(SOURCE)],
+        name=name,
+        sources=[str(source)],
         extra_cflags=["-O3", *openmp],
         extra_ldflags=openmp,
         is_python_module=False,  # the .so registers torch.ops.babi_dnc.* and is loaded into torch

@@ -140,3 +140,29 @@ def test_a_stale_build_lock_is_removed_and_a_fresh_one_kept(tmp_path):
     kernels._remove_stale_lock(fresh)
     kernels._remove_stale_lock(tmp_path / "absent")
     assert not stale.exists() and fresh.exists()
+
+
+def test_every_checkout_with_the_same_kernel_source_shares_one_build(tmp_path, monkeypatch):
+    """The build compiles a copy of the source in a folder named by its digest: two checkouts of the same
+    code (another path) share it, and another source gets a folder of its own."""
+    cache = tmp_path / "cache"
+
+    def build_directory(name, verbose=False):
+        (cache / name).mkdir(parents=True, exist_ok=True)
+        return str(cache / name)
+
+    text = kernels.SOURCE.read_bytes()
+    checkouts = [tmp_path / f"checkout-{i}" / "link_cpu.cpp" for i in range(3)]
+    for path, source in zip(checkouts, (text, text, text + b"\n// another kernel\n")):
+        path.parent.mkdir()
+        path.write_bytes(source)
+    builds = []
+    for path in checkouts:
+        monkeypatch.setattr(kernels, "SOURCE", path)
+        builds.append(kernels._build_source(build_directory))
+    (name_a, copy_a), (name_b, copy_b), (name_c, copy_c) = builds
+    assert (name_a, copy_a) == (name_b, copy_b) and copy_a.parent == cache / name_a
+    assert copy_a.read_bytes() == text and name_a.startswith("babi_dnc_link_cpu_")
+    assert name_c != name_a and copy_c.read_bytes() == checkouts[2].read_bytes()
+    assert sorted(p.name for p in cache.iterdir()) == sorted({name_a, name_c})
+    assert [p.name for p in copy_a.parent.iterdir()] == ["link_cpu.cpp"]  # no half-written copy left
