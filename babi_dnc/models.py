@@ -38,7 +38,7 @@ from .baselines import LSTMBaseline
 from .config import JsonConfig, option
 from .controllers import LayerNormLSTMCell
 from .dnc import DNC, compile_model
-from .reader import BackwardReader
+from .reader import SCOPES, BackwardReader
 
 MODELS = ("dnc", "lstm")
 
@@ -85,6 +85,9 @@ class ModelConfig(JsonConfig):
     # a backward LSTM of this size over each question's segment of the story, its output joined to every
     # word's input (reader.py: BiADNC's backward pass, restarted at each question); 0 = none, the paper
     backward_reader: int = option(0, "--backward-reader", fixed=True)
+    # what one backward pass reads: "question" (restarted at every question: an answer sees the story up to
+    # its question, as in chat) or "story" (BiADNC's pass over the whole story, for comparison; chat refuses it)
+    reader_scope: str = option("question", "--reader-scope", fixed=True)
     # the controller's output and the DNC's output clamped to [-v, v] (DeepMind's dnc clip_value, one of ADNC's
     # stabilisers); None = the paper's DNC
     clip_value: float | None = option(None, "--clip-value", fixed=True)
@@ -98,6 +101,10 @@ class ModelConfig(JsonConfig):
             raise ValueError("sharpness sharpens the temporal links' weightings, so it needs links=True")
         if self.backward_reader < 0:
             raise ValueError(f"backward_reader must be 0 or more, got {self.backward_reader}")
+        if self.reader_scope not in SCOPES:
+            raise ValueError(f"reader_scope must be one of {SCOPES}, got {self.reader_scope!r}")
+        if self.reader_scope != "question" and not self.backward_reader:
+            raise ValueError("reader_scope is the backward reader's, so it needs backward_reader > 0")
 
 
 PRESETS: dict[str, ModelConfig] = {
@@ -150,7 +157,8 @@ def describe_model(mc: ModelConfig, details: bool = False) -> str:
         extra = []
     extra.append(f"embedding {mc.embedding}" if mc.embedding else "one-hot input")
     if mc.backward_reader:
-        extra.append(f"backward reader {mc.backward_reader}")
+        whole = " over the whole story (sees past each question)" if mc.reader_scope == "story" else ""
+        extra.append(f"backward reader {mc.backward_reader}{whole}")
     if mc.think_steps:
         extra.append(f"{mc.think_steps} think step{'s' * (mc.think_steps != 1)}")
     return ", ".join([text, *extra]) if details else text
@@ -281,7 +289,8 @@ def build_model(config: ModelConfig, vocab_size: int, answer_id: int | None = No
         core = LSTMBaseline(input_size, vocab_size, hidden_size=config.lstm_size, num_layers=config.lstm_layers)
     if config.model == "dnc" and config.bypass_dropout > 0:
         core.cell.output = BypassDropoutLinear(core.cell.output, config.bypass_dropout)
-    reader = BackwardReader(word_vector, config.backward_reader, answer_id) if config.backward_reader else None
+    reader = BackwardReader(word_vector, config.backward_reader, answer_id, config.reader_scope) \
+        if config.backward_reader else None
     model = BabiModel(core, vocab_size, config.embedding, config.think_steps, answer_id, reader)
     init_forget_bias(model, config.forget_bias)
     return model

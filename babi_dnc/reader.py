@@ -16,6 +16,10 @@ last question (a story still being told) form a segment of their own; no answer 
 
     reader = BackwardReader(input_size=64, hidden_size=64, answer_id=vocab.answer_id)
     b = reader(x, ids, mask)      # x [B, T, X], ids [B, T] -> b [B, T, H]
+
+scope="story" is BiADNC's reader as published, for comparison only: one segment per story, read from the
+story's last step back, so that an answer also sees the sentences told after its question. Its eval numbers
+are not what chat can answer (chat refuses such a model).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+SCOPES = ("question", "story")  # what one backward pass reads: a question's segment, or the whole story
 
 
 def question_segments(ids: Tensor, answer_id: int, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -32,14 +38,26 @@ def question_segments(ids: Tensor, answer_id: int, mask: Tensor | None = None) -
     Returns segment [B, T] long (the number of questions ended before t) and back [B, T] long (the last
     step of t's segment minus t: 0 at a question's last '-', counting up towards the segment's start).
     """
-    B, T = ids.shape
     slot = ids == answer_id if mask is None else (ids == answer_id) & mask  # [B, T]
     last_slot = slot & ~F.pad(slot[:, 1:], (0, 1))  # [B, T] a question's last '-'
     segment = F.pad(last_slot.long().cumsum(1)[:, :-1], (1, 0))  # [B, T]
-    steps = torch.arange(T, device=ids.device).expand(B, T)  # [B, T]
-    segment_end = torch.zeros(B, T + 1, dtype=torch.long, device=ids.device)  # [B, K<=T+1]
+    return segment, _steps_to_end(segment)
+
+
+def story_segments(ids: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """question_segments for a reader of the whole story: segment [B, T] is 0 on the story's steps and 1 on
+    the padding after it (mask False), back [B, T] the steps from t to its segment's last step."""
+    segment = torch.zeros_like(ids) if mask is None else (~mask).long()  # [B, T]
+    return segment, _steps_to_end(segment)
+
+
+def _steps_to_end(segment: Tensor) -> Tensor:
+    """segment [B, T] long, non-decreasing along T -> the last step of t's segment minus t [B, T]."""
+    B, T = segment.shape
+    steps = torch.arange(T, device=segment.device).expand(B, T)  # [B, T]
+    segment_end = torch.zeros(B, T + 1, dtype=torch.long, device=segment.device)  # [B, K<=T+1]
     segment_end = segment_end.scatter_reduce(1, segment, steps, reduce="amax", include_self=False)
-    return segment, segment_end.gather(1, segment) - steps
+    return segment_end.gather(1, segment) - steps
 
 
 def reverse_segments(segment: Tensor, back: Tensor) -> tuple[Tensor, Tensor]:
@@ -64,12 +82,22 @@ class BackwardReader(nn.Module):
         input_size: X, the size of the word vectors it reads.
         hidden_size: H, the size of its output at every step.
         answer_id: the answer slot's word id ('-'), which marks where a question ends.
+        scope: "question" (restart at every question: answers see the story up to their question only) or
+            "story" (BiADNC's pass over the whole story, for comparison: answers also see what follows).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, answer_id: int):
+    def __init__(self, input_size: int, hidden_size: int, answer_id: int, scope: str = "question"):
         super().__init__()
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
         self.cell = nn.LSTMCell(input_size, hidden_size)
-        self.hidden_size, self.answer_id = hidden_size, answer_id
+        self.hidden_size, self.answer_id, self.scope = hidden_size, answer_id, scope
+
+    def segments(self, ids: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(segment, back) [B, T] each: the stretches read backwards in one go (question_segments)."""
+        if self.scope == "story":
+            return story_segments(ids, mask)
+        return question_segments(ids, self.answer_id, mask)
 
     def forward(self, x: Tensor, ids: Tensor, mask: Tensor | None = None) -> Tensor:
         """x [B, T, X], ids [B, T], mask [B, T] or None -> b [B, T, H].
@@ -80,7 +108,7 @@ class BackwardReader(nn.Module):
         segments, or a packed sequence, costs several times more on a CPU.)
         """
         B, T, _ = x.shape
-        source, first = reverse_segments(*question_segments(ids, self.answer_id, mask))  # [B, T] each
+        source, first = reverse_segments(*self.segments(ids, mask))  # [B, T] each
         x_reversed = x.gather(1, source.unsqueeze(-1).expand_as(x))  # [B, T, X]
         cell = self.cell
         gates_x = F.linear(x_reversed, cell.weight_ih, cell.bias_ih + cell.bias_hh)  # [B, T, 4H]
@@ -99,4 +127,4 @@ class BackwardReader(nn.Module):
         return out.gather(1, source.unsqueeze(-1).expand(B, T, self.hidden_size))  # [B, T, H]
 
 
-__all__ = ["question_segments", "reverse_segments", "BackwardReader"]
+__all__ = ["SCOPES", "question_segments", "story_segments", "reverse_segments", "BackwardReader"]

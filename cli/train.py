@@ -90,6 +90,11 @@ def train_command(
                                "size over each question's part of the story, restarted at every question, joined "
                                "to the input (BiADNC's backward pass without reading past a question) (default: the "
                                "preset's; 0 = none, the paper)", show_default=False)] = None,
+    reader_scope: Annotated[str | None, typer.Option("--reader-scope", help="what one pass of the backward "
+                            "reader reads: question (restarted at every question, as chat can feed it) or story "
+                            "(BiADNC's pass over the whole story, for comparison: answers see the sentences after "
+                            "their question, so chat refuses the model) (default: question)",
+                            show_default=False)] = None,
     clip_value: Annotated[float | None, typer.Option("--clip-value", min=0.001, help="DNC: clamp the "
                           "controller's and the DNC's outputs to [-V, V] (DeepMind's dnc clip_value, an ADNC "
                           "stabiliser) (default: the preset's; none = the paper's DNC)", show_default=False)] = None,
@@ -138,6 +143,7 @@ def train_command(
     from babi_dnc.data.config import DataConfig
     from babi_dnc.models import MODELS, PRESETS, ModelConfig
     from babi_dnc.models import preset as model_preset
+    from babi_dnc.reader import SCOPES
     from babi_dnc.train import TrainConfig
 
     if model is not None and model not in MODELS:
@@ -147,6 +153,10 @@ def train_command(
         raise UserError(f"--preset must be one of {', '.join(PRESETS)}, not {preset!r}.")
     if sharpness and links is False:
         raise UserError("--sharpness sharpens the temporal links' weightings, so leave it out with --no-links.")
+    if reader_scope is not None and reader_scope not in SCOPES:
+        raise UserError(f"--reader-scope must be {' or '.join(SCOPES)}, not {reader_scope!r}.")
+    if reader_scope == "story" and not backward_reader:
+        raise UserError("--reader-scope story is the backward reader's: give --backward-reader N as well.")
     if data_dir is not None:
         given["data_dir"] = str(local_data_path(data_dir))
     out = out or Path("runs") / f"{model or 'dnc'}-{preset}"

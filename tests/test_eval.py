@@ -443,3 +443,20 @@ def test_a_row_trained_by_some_models_names_the_others_and_the_notes_say_only_wh
     dnc.training.append("task 16 rewritten")
     assert "task 16's training stories rewritten" in _training_note(mixed)
     assert _training_note(SimpleNamespace(ours=[lstm], untrained=[3])) is None
+
+
+def test_a_whole_story_reader_column_is_named_in_the_caption_as_a_comparison_chat_does_not_answer():
+    from types import SimpleNamespace
+
+    from eval.report.tables import _reader_note
+
+    def column(label, scope):
+        config = SimpleNamespace(reader_scope=scope) if scope else SimpleNamespace()  # an older run's config
+        return SimpleNamespace(label=label, results=[SimpleNamespace(model_config=config)])
+
+    causal = SimpleNamespace(ours=[column("DNC", "question"), column("LSTM", None)])
+    assert _reader_note(causal) is None
+    mixed = SimpleNamespace(ours=[column("DNC (runs/bi)", "story"), column("DNC (runs/q)", "question")])
+    note = _reader_note(mixed)
+    assert note.startswith("Whole-story backward reader: DNC (runs/bi) read") and "runs/q" not in note
+    assert "not what chat answers" in note

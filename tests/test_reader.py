@@ -1,6 +1,7 @@
 """The backward reader (reader.py): segments by hand, the reader against an LSTM run backwards over each
 segment one at a time, and the rule every shipped model keeps: an answer depends only on the story up to its
-question, so feeding a story question by question gives the numbers of feeding it whole."""
+question, so feeding a story question by question gives the numbers of feeding it whole. The whole-story
+reader (scope "story", a comparison only) breaks that rule by design, and chat refuses it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from babi_dnc.models import PRESETS, build_model
-from babi_dnc.reader import BackwardReader, question_segments, reverse_segments
+from babi_dnc.reader import BackwardReader, question_segments, reverse_segments, story_segments
 
 SLOT = 9  # the answer slot's id in these tests
 
@@ -84,3 +85,49 @@ def test_question_by_question_feeding_gives_the_whole_storys_numbers(think_steps
 def test_a_reader_needs_the_answer_slots_id():
     with pytest.raises(ValueError, match="answer_id"):
         build_model(dataclasses.replace(PRESETS["tiny"], backward_reader=4), vocab_size=12)
+
+
+def test_the_whole_story_reader_reads_each_story_back_from_its_last_step():
+    ids = torch.tensor([[5, 6, 9, 9, 5, 7], [5, 9, 6, 9, 0, 0]])
+    mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    segment, back = story_segments(ids, mask)
+    assert segment.tolist() == [[0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 1, 1]]
+    assert back.tolist() == [[5, 4, 3, 2, 1, 0], [3, 2, 1, 0, 1, 0]]
+    source, first = reverse_segments(segment, back)
+    assert source.tolist() == [[5, 4, 3, 2, 1, 0], [3, 2, 1, 0, 5, 4]]
+    assert first.tolist() == [[True, False, False, False, False, False], [True, False, False, False, True, False]]
+    torch.manual_seed(0)
+    reader = BackwardReader(input_size=4, hidden_size=3, answer_id=SLOT, scope="story")
+    x = torch.randn(2, 6, 4)
+    lstm = torch.nn.LSTM(4, 3, batch_first=True)
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(lstm, f"{name}_l0").copy_(getattr(reader.cell, name))
+        out = reader(x, ids, mask)
+        for b, end in ((0, 6), (1, 4)):
+            expected, _ = lstm(x[b : b + 1, :end].flip(1))  # the story, last step first, from a zero state
+            torch.testing.assert_close(out[b, :end], expected[0].flip(0))
+
+
+def test_the_whole_story_reader_lets_later_sentences_reach_an_answer_and_chat_refuses_it():
+    from babi_dnc.chat.session import StorySession
+    from babi_dnc.data import Vocabulary
+    from babi_dnc.errors import UserError
+
+    torch.manual_seed(0)
+    config = dataclasses.replace(PRESETS["tiny"], backward_reader=5, reader_scope="story")
+    model = build_model(config, vocab_size=12, answer_id=SLOT).eval()
+    ids = torch.tensor([[1, 2, 3, 4, 9, 5, 6, 7, 8, 9]])
+    later = ids.clone()
+    later[0, 5:8] = torch.tensor([2, 2, 2])
+    with torch.no_grad():
+        assert not torch.allclose(model(ids)[0][0, :5], model(later)[0][0, :5])  # the first answer sees them
+    with pytest.raises(UserError, match="reads each story from its end"):
+        StorySession(model, Vocabulary([str(i) for i in range(12)]))
+
+
+def test_a_whole_story_scope_needs_a_reader():
+    with pytest.raises(ValueError, match="needs backward_reader"):
+        dataclasses.replace(PRESETS["tiny"], reader_scope="story")
+    with pytest.raises(ValueError, match="reader_scope must be one of"):
+        dataclasses.replace(PRESETS["tiny"], backward_reader=4, reader_scope="whole")

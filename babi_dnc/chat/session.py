@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..data import Vocabulary, answer_words, tokenize
+from ..errors import UserError
 from .replies import Answer, Rejected, Reply, detokenize
 
 SLOT = Vocabulary.ANSWER  # '-'
@@ -59,7 +60,12 @@ class StorySession:
         self.config = config or ChatConfig()
         self.device = next(model.parameters()).device
         self.has_memory = model.has_memory
-        self.reads_back = getattr(model, "reader", None) is not None  # a backward reader (reader.py)
+        reader = getattr(model, "reader", None)  # a backward reader (reader.py)
+        if getattr(reader, "scope", "question") != "question":
+            raise UserError("this model's backward reader reads each story from its end, past every question, "
+                            "which chat cannot give it; chat with a model trained without --reader-scope story "
+                            "(its eval numbers are a comparison only).")
+        self.reads_back = reader is not None
         self.slots: int | None = None  # /slots N; None = auto
         self.reset()
 

@@ -158,6 +158,16 @@ def _training_note(comparison: Comparison) -> str | None:
             + (f" ({'; '.join(meanings)})." if meanings else "."))
 
 
+def _reader_note(comparison: Comparison) -> str | None:
+    """Which of our columns read each whole story backwards (reader scope "story"), and what that means."""
+    whole = [c.label for c in comparison.ours
+             if any(getattr(r.model_config, "reader_scope", "question") == "story" for r in c.results)]
+    if not whole:
+        return None
+    return (f"Whole-story backward reader: {', '.join(whole)} read each story from its end (BiADNC's reader), so "
+            "its answers also see the sentences told after their question; a comparison, not what chat answers.")
+
+
 def _tasks_note(column: Column, comparison: Comparison) -> str:
     """" (tasks 1)" when one of our columns was evaluated on fewer tasks than the table shows."""
     if column.kind == "ours" and column.tasks != comparison.tasks:
@@ -181,6 +191,8 @@ def table_caption(comparison: Comparison) -> str:
                         "had no training stories." if _partly_trained(comparison) else "."))
     if (training := _training_note(comparison)) is not None:
         parts.append(training)
+    if (reader := _reader_note(comparison)) is not None:
+        parts.append(reader)
     if comparison.subset and comparison.published:
         parts.append(f"{NOTE_MARK} Published over tasks {comparison.tasks_text} only: the mean of the per-task "
                      f"means, and the number of those tasks whose mean error is above {FAILED_PERCENT} (the paper's "
