@@ -56,7 +56,8 @@ def _remove_stale_lock(lock: Path) -> None:
 
 
 def _build_source(build_directory) -> tuple[str, Path]:
-    """The extension's name and its source, copied into a build folder named by the source's digest.
+    """The extension's name and its source, copied into a build folder named by the source's digest (a
+    stale build lock there removed).
 
     Every checkout and installed copy of this package with the same kernel source then shares one build
     (built once), and one with another source gets its own folder: building from each checkout's own path

@@ -451,10 +451,9 @@ def test_a_whole_story_reader_column_is_named_in_the_caption_as_a_comparison_cha
     from eval.report.tables import _reader_note
 
     def column(label, scope):
-        config = SimpleNamespace(reader_scope=scope) if scope else SimpleNamespace()  # an older run's config
-        return SimpleNamespace(label=label, results=[SimpleNamespace(model_config=config)])
+        return SimpleNamespace(label=label, results=[SimpleNamespace(model_config=SimpleNamespace(reader_scope=scope))])
 
-    causal = SimpleNamespace(ours=[column("DNC", "question"), column("LSTM", None)])
+    causal = SimpleNamespace(ours=[column("DNC", "question"), column("LSTM", "question")])
     assert _reader_note(causal) is None
     mixed = SimpleNamespace(ours=[column("DNC (runs/bi)", "story"), column("DNC (runs/q)", "question")])
     note = _reader_note(mixed)

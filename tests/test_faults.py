@@ -379,6 +379,8 @@ TRAIN = ["train", "--preset", "tiny", "--tasks", "1", "--max-steps", "2", "--no-
     ("--lr", "nan", "--lr must be a positive number, not nan"),
     ("--max-minutes", "-1", "--max-minutes must be a positive number of minutes"),
     ("--threads", "100000", "--threads must be from 1 to 1024, not 100000"),
+    ("--reader-scope", "whole", "--reader-scope must be question or story, not 'whole'"),
+    ("--reader-scope", "story", "--reader-scope story is the backward reader's: give --backward-reader N"),
 ])
 def test_bad_training_options_get_one_sentence_and_write_nothing(tmp_path, tiny_babi_dir, option, value, words):
     out = tmp_path / "run"

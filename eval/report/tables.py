@@ -161,7 +161,7 @@ def _training_note(comparison: Comparison) -> str | None:
 def _reader_note(comparison: Comparison) -> str | None:
     """Which of our columns read each whole story backwards (reader scope "story"), and what that means."""
     whole = [c.label for c in comparison.ours
-             if any(getattr(r.model_config, "reader_scope", "question") == "story" for r in c.results)]
+             if any(r.model_config.reader_scope == "story" for r in c.results)]
     if not whole:
         return None
     return (f"Whole-story backward reader: {', '.join(whole)} read each story from its end (BiADNC's reader), so "
