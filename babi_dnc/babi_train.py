@@ -128,6 +128,7 @@ def plan_run(run_dir: Path, n: int, configs: tuple, resume: bool, restart: bool,
             setattr(plan, section, dataclasses.replace(saved, **replacing))
         if changed:
             warnings.warn(f"{run_dir} resumes with {', '.join(changed)}.", ResumeNote, stacklevel=2)
+    plan.model.check()
     plan.train.check()
     plan.task.check()
     return plan

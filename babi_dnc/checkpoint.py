@@ -51,7 +51,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import JsonConfig
-from .errors import CheckpointError
+from .errors import CheckpointError, UserError
 from .hashing import sha256_file
 
 JsonConfigT = TypeVar("JsonConfigT", bound=JsonConfig)
@@ -412,15 +412,18 @@ def _json_type(value: Any) -> str:
 
 def config_section(config: dict, section: str, cls: type[JsonConfigT], run_dir: str | Path) -> JsonConfigT:
     """Section `section` of a run's config (read_config) as the JsonConfig dataclass `cls`; CheckpointError
-    when it is missing or a field has the wrong type."""
+    when it is missing, a field has the wrong type or the settings fail the section's `check`."""
     path = Path(run_dir) / CONFIG
     if section not in config:
         raise CheckpointError(f"{path} has no '{section}' section: restore it or train the run again.")
     try:
-        return cls.from_dict(config[section])
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path} has no valid '{section}' section ({e}): restore it or train the run "
-                              "again.") from None
+        loaded = cls.from_dict(config[section])
+        if hasattr(loaded, "check"):
+            loaded.check()
+        return loaded
+    except (TypeError, ValueError, UserError) as e:
+        raise CheckpointError(f"{path} has no valid '{section}' section ({str(e).rstrip('.')}): restore it or "
+                              "train the run again.") from None
 
 
 def load_for_inference(run_dir: str | Path, model: nn.Module, tag: str = "best",

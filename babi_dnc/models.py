@@ -35,9 +35,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .baselines import LSTMBaseline
-from .config import JsonConfig, option
+from .config import JsonConfig, flags, option
 from .controllers import LayerNormLSTMCell
 from .dnc import DNC, compile_model
+from .errors import UserError
 from .reader import SCOPES, BackwardReader
 
 MODELS = ("dnc", "lstm")
@@ -92,19 +93,22 @@ class ModelConfig(JsonConfig):
     # stabilisers); None = the paper's DNC
     clip_value: float | None = option(None, "--clip-value", fixed=True)
 
-    def __post_init__(self):
+    def check(self) -> None:
+        """UserError naming the first setting that cannot be built, as its `train` option. The one check of
+        these rules: a new run's settings (after a resumed run's saved ones are merged), build_model, and a
+        saved config.json (checkpoint.config_section) all call it."""
         if self.model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
-        if self.think_steps < 0:
-            raise ValueError(f"think_steps must be 0 or more, got {self.think_steps}")
+            raise UserError(f"--model must be {' or '.join(MODELS)}, not {self.model!r}.")
+        for name in ("think_steps", "backward_reader"):
+            if getattr(self, name) < 0:
+                raise UserError(f"{flags(ModelConfig)[name]} must be 0 or more, not {getattr(self, name)!r}.")
         if self.sharpness and not self.links:
-            raise ValueError("sharpness sharpens the temporal links' weightings, so it needs links=True")
-        if self.backward_reader < 0:
-            raise ValueError(f"backward_reader must be 0 or more, got {self.backward_reader}")
+            raise UserError("--sharpness sharpens the temporal links' weightings, so leave it out with --no-links.")
         if self.reader_scope not in SCOPES:
-            raise ValueError(f"reader_scope must be one of {SCOPES}, got {self.reader_scope!r}")
+            raise UserError(f"--reader-scope must be {' or '.join(SCOPES)}, not {self.reader_scope!r}.")
         if self.reader_scope != "question" and not self.backward_reader:
-            raise ValueError("reader_scope is the backward reader's, so it needs backward_reader > 0")
+            raise UserError(f"--reader-scope {self.reader_scope} is the backward reader's: give --backward-reader N "
+                            "as well.")
 
 
 PRESETS: dict[str, ModelConfig] = {
@@ -270,6 +274,7 @@ class BabiModel(nn.Module):
 def build_model(config: ModelConfig, vocab_size: int, answer_id: int | None = None) -> BabiModel:
     """The model `config` describes, for a vocabulary of `vocab_size` words (input and output V-way);
     `answer_id` (the answer slot's word id) is needed only with think steps or a backward reader."""
+    config.check()
     if config.backward_reader and answer_id is None:
         raise ValueError("a backward reader needs the answer slot's word id (answer_id)")
     word_vector = config.embedding or vocab_size

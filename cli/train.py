@@ -141,22 +141,13 @@ def train_command(
     from babi_dnc.config import flags
     from babi_dnc.data import local_data_path
     from babi_dnc.data.config import DataConfig
-    from babi_dnc.models import MODELS, PRESETS, ModelConfig
+    from babi_dnc.models import PRESETS, ModelConfig
     from babi_dnc.models import preset as model_preset
-    from babi_dnc.reader import SCOPES
     from babi_dnc.train import TrainConfig
 
-    if model is not None and model not in MODELS:
-        raise UserError(f"--model must be one of {', '.join(MODELS)}, not {model!r}.")
     preset = preset or "paper"
     if preset not in PRESETS:
         raise UserError(f"--preset must be one of {', '.join(PRESETS)}, not {preset!r}.")
-    if sharpness and links is False:
-        raise UserError("--sharpness sharpens the temporal links' weightings, so leave it out with --no-links.")
-    if reader_scope is not None and reader_scope not in SCOPES:
-        raise UserError(f"--reader-scope must be {' or '.join(SCOPES)}, not {reader_scope!r}.")
-    if reader_scope == "story" and not backward_reader:
-        raise UserError("--reader-scope story is the backward reader's: give --backward-reader N as well.")
     if data_dir is not None:
         given["data_dir"] = str(local_data_path(data_dir))
     out = out or Path("runs") / f"{model or 'dnc'}-{preset}"

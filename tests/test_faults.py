@@ -244,7 +244,9 @@ def test_resume_without_checkpoints_refuses_and_writes_nothing(tmp_path, tiny_ba
 
 
 @pytest.mark.parametrize("config", ["[]", '{"kind": "babi", "model": 3}', '{"kind": "babi", "model": {"model": '
-                                    '"dnc", "memory_slots": "many"}, "data": {}, "train": {}}'])
+                                    '"dnc", "memory_slots": "many"}, "data": {}, "train": {}}',
+                                    '{"kind": "babi", "model": {"model": "dnc", "reader_scope": "whole"}, "data": {}, '
+                                    '"train": {}}'])
 @pytest.mark.parametrize("command", ["train", "eval", "chat"])
 def test_a_config_of_the_wrong_shape_gets_one_sentence(tiny_run, tiny_babi_dir, tmp_path, config, command):
     run = tmp_path / "run"
@@ -381,12 +383,28 @@ TRAIN = ["train", "--preset", "tiny", "--tasks", "1", "--max-steps", "2", "--no-
     ("--threads", "100000", "--threads must be from 1 to 1024, not 100000"),
     ("--reader-scope", "whole", "--reader-scope must be question or story, not 'whole'"),
     ("--reader-scope", "story", "--reader-scope story is the backward reader's: give --backward-reader N"),
+    ("--model", "gru", "--model must be dnc or lstm, not 'gru'"),
 ])
 def test_bad_training_options_get_one_sentence_and_write_nothing(tmp_path, tiny_babi_dir, option, value, words):
     out = tmp_path / "run"
     result = runner.invoke(app, [*TRAIN, "--data-dir", str(tiny_babi_dir), "--out", str(out), option, value])
     assert result.exit_code == 2 and words in one_sentence(result.output)
     assert not out.exists()
+
+
+def test_model_options_are_checked_against_the_resumed_runs_settings(tmp_path, tiny_babi_dir):
+    out, data = tmp_path / "run", ["--data-dir", str(tiny_babi_dir), "--out", str(tmp_path / "run")]
+    first = runner.invoke(app, [*TRAIN, *data, "--backward-reader", "4", "--reader-scope", "story"])
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(app, ["train", *data, "--resume", "--reader-scope", "story", "--max-steps", "3",
+                                "--no-progress"])
+    assert again.exit_code == 0, again.output  # the run's own reader serves the scope given
+    assert load_checkpoint(out, "latest").step == 3
+    fresh = tmp_path / "fresh"
+    refused = runner.invoke(app, [*TRAIN, "--data-dir", str(tiny_babi_dir), "--out", str(fresh), "--sharpness",
+                                  "--no-links"])
+    assert refused.exit_code == 2 and "leave it out with --no-links" in one_sentence(refused.output)
+    assert not fresh.exists()
 
 
 def test_run_folders_that_are_not_runs_are_never_written(tmp_path, tiny_babi_dir):

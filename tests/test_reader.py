@@ -10,6 +10,7 @@ import dataclasses
 import pytest
 import torch
 
+from babi_dnc.errors import UserError
 from babi_dnc.models import PRESETS, build_model
 from babi_dnc.reader import BackwardReader, question_segments, reverse_segments, story_segments
 
@@ -112,7 +113,6 @@ def test_the_whole_story_reader_reads_each_story_back_from_its_last_step():
 def test_the_whole_story_reader_lets_later_sentences_reach_an_answer_and_chat_refuses_it():
     from babi_dnc.chat.session import StorySession
     from babi_dnc.data import Vocabulary
-    from babi_dnc.errors import UserError
 
     torch.manual_seed(0)
     config = dataclasses.replace(PRESETS["tiny"], backward_reader=5, reader_scope="story")
@@ -127,7 +127,8 @@ def test_the_whole_story_reader_lets_later_sentences_reach_an_answer_and_chat_re
 
 
 def test_a_whole_story_scope_needs_a_reader():
-    with pytest.raises(ValueError, match="needs backward_reader"):
-        dataclasses.replace(PRESETS["tiny"], reader_scope="story")
-    with pytest.raises(ValueError, match="reader_scope must be one of"):
-        dataclasses.replace(PRESETS["tiny"], backward_reader=4, reader_scope="whole")
+    with pytest.raises(UserError, match="give --backward-reader N as well"):
+        build_model(dataclasses.replace(PRESETS["tiny"], reader_scope="story"), 12, answer_id=9)
+    with pytest.raises(UserError, match="--reader-scope must be question or story, not 'whole'"):
+        dataclasses.replace(PRESETS["tiny"], backward_reader=4, reader_scope="whole").check()
+    dataclasses.replace(PRESETS["tiny"], backward_reader=4, reader_scope="story").check()

@@ -4,6 +4,7 @@ inside BabiModel so that data, loss, validation and chat see the story's own ste
 import pytest
 import torch
 
+from babi_dnc.errors import UserError
 from babi_dnc.models import ModelConfig, build_model, describe_model, insert_think_steps, preset, take_steps
 
 A = 1  # the answer slot's id in these tests
@@ -81,8 +82,8 @@ def test_the_trace_comes_back_at_the_story_steps():
 
 
 def test_think_steps_config_checks_and_description():
-    with pytest.raises(ValueError, match="think_steps"):
-        ModelConfig(think_steps=-1)
+    with pytest.raises(UserError, match="--think-steps must be 0 or more, not -1"):
+        ModelConfig(think_steps=-1).check()
     with pytest.raises(ValueError, match="answer_id"):
         build_model(preset("tiny", think_steps=1), 9)
     assert "2 think steps" in describe_model(preset("tiny", think_steps=2), details=True)
