@@ -422,7 +422,7 @@ def test_a_run_saved_before_the_task_section_keeps_its_settings(tmp_path):
     expected = BabiTaskConfig(augment=True, task_sampling="error", valid_stories=5)
     assert BabiTaskConfig.from_saved(old, tmp_path) == expected
     assert BabiTaskConfig.from_saved({**old, "task": {}}, tmp_path) == BabiTaskConfig()  # the new section wins
-    shipped = read_config(resolve_run("pretrained:dnc"))  # saved with the old layout: the joint recipe's serving
+    shipped = read_config(resolve_run("pretrained:lstm"))  # saved with the old layout: the joint recipe's serving
     assert "task" not in shipped and BabiTaskConfig.from_saved(shipped, tmp_path).augment
 
 
