@@ -418,8 +418,7 @@ def config_section(config: dict, section: str, cls: type[JsonConfigT], run_dir: 
         raise CheckpointError(f"{path} has no '{section}' section: restore it or train the run again.")
     try:
         loaded = cls.from_dict(config[section])
-        if hasattr(loaded, "check"):
-            loaded.check()
+        loaded.check()
         return loaded
     except (TypeError, ValueError, UserError) as e:
         raise CheckpointError(f"{path} has no valid '{section}' section ({str(e).rstrip('.')}): restore it or "

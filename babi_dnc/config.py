@@ -33,11 +33,15 @@ def fixed_flags(cls) -> dict[str, str]:
 
 
 class JsonConfig:
-    """Mixin for a dataclass: `to_dict()` and `from_dict(d)`, the latter ignoring keys this version lacks
-    and refusing values of the wrong type (TypeError naming the field)."""
+    """Mixin for a dataclass: `to_dict()`, `from_dict(d)` (ignoring keys this version lacks and refusing
+    values of the wrong type: TypeError naming the field) and `check()` (the settings' rules, if any)."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    def check(self) -> None:
+        """UserError naming the first setting out of range, as its command-line option; a config whose settings
+        have no rules beyond their types passes as it is."""
 
     @classmethod
     def from_dict(cls, d: dict) -> Self:
