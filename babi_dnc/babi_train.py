@@ -37,10 +37,12 @@ class ResumeNote(UserWarning):
     """A resumed run takes settings given anew (e.g. --max-steps): which, and what they were."""
 
 
-def run_config(model: ModelConfig, data: DataConfig, train: TrainConfig, task: BabiTaskConfig) -> dict:
-    """What fit writes to config.json for a bAbI run."""
+def run_config(model: ModelConfig, data: DataConfig, train: TrainConfig, task: BabiTaskConfig,
+               training_data: list[str]) -> dict:
+    """What fit writes to config.json for a bAbI run; training_data: how its training stories differ from the
+    set's own files (BabiData.training_changes), so that chat and reports can say it without the data."""
     return {"kind": "babi", "model": model.to_dict(), "data": data.to_dict(), "train": train.to_dict(),
-            "task": task.to_dict()}
+            "task": task.to_dict(), "training_data": list(training_data)}
 
 
 @dataclass
@@ -171,7 +173,7 @@ def train_babi(
         seed_everything(plan.train.seed)
         model = build_model(plan.model, data.vocab.size, data.vocab.answer_id)
         task = plan.task.build(data, plan.train)
-        config = run_config(plan.model, plan.data, plan.train, plan.task)
+        config = run_config(plan.model, plan.data, plan.train, plan.task, data.training_changes())
         summary = fit(model, task, plan.train, plan.run_dir, config, resume=resume, restart=restart)
         summaries.append(summary)
         if summary["interrupted"]:

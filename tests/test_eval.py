@@ -385,7 +385,8 @@ def test_the_table_names_the_runs_set_and_warns_that_en_is_not_en_10k(runs):
 
 def test_a_run_trained_on_the_1k_fallback_says_so_in_every_table(tiny_babi_dir, tmp_path):
     """Task 1's en-10k training file is missing and the en one is there: trained with --fallback-1k, task 1
-    counts as trained, and the results file, the table and the JSON say how its training data differs."""
+    counts as trained, and the results file, the table, the JSON and chat's header say how its training data
+    differs."""
     from babi_dnc.babi_task import TRAIN_PRESETS
     from babi_dnc.babi_train import train_babi
     from babi_dnc.data.config import DataConfig
@@ -411,6 +412,9 @@ def test_a_run_trained_on_the_1k_fallback_says_so_in_every_table(tiny_babi_dir, 
     text = " ".join(console.export_text().split())
     assert "task 1 from en (1k)" in text and "Training data: DNC, task 1 from en (1k)" in text
     assert to_json(comparison)["runs"][0]["training"] == ["task 1 from en (1k)"]
+    from babi_dnc.chat import describe_run
+    from babi_dnc.runs import load_run
+    assert describe_run(load_run(tmp_path / "run")).endswith("trained on bAbI en-10k tasks 1,8 (task 1 from en (1k))")
 
 
 def test_a_task_counts_as_trained_by_the_runs_validation_not_by_the_local_files(tiny_data):

@@ -338,8 +338,11 @@ COMMANDS: dict[str, Callable[[ChatSession, str], Reply]] = {
 
 
 def describe_run(run: LoadedRun) -> str:
-    """ "DNC (memory 32 x 32, 2 read heads) from RUN, step 4000, validation error 0.3%, en-10k tasks 1"."""
+    """ "DNC (memory 32 x 32, 2 read heads) from RUN, step 4000, validation error 0.3%, trained on bAbI en-10k
+    tasks all (task 3 from en (1k))": the parenthesis lists how the training stories differed from the set's files."""
     error = run.metrics.get("error")
     error_text = f", validation error {error:.1%}" if isinstance(error, int | float) else ""
-    task_text = f", trained on bAbI {run.data.set_name} tasks {run.data.tasks}"
+    changes = run.config.get("training_data") or []
+    change_text = f" ({', '.join(changes)})" if changes else ""
+    task_text = f", trained on bAbI {run.data.set_name} tasks {run.data.tasks}{change_text}"
     return f"{describe_model(run.model_config)} from {run.run_dir}, step {run.step}{error_text}{task_text}"
