@@ -120,6 +120,9 @@ def train_command(
     fallback_1k: Annotated[bool | None, typer.Option("--fallback-1k/--no-fallback-1k", help="where an en-10k "
                            "training file is missing, train that task on the en (1k) one (default: off)",
                            show_default=False)] = None,
+    augment_15: Annotated[bool | None, typer.Option("--augment-15/--no-augment-15", help="rewrite task 15's "
+                          "training stories so that answering the most feared animal no longer pays; "
+                          "validation and test stories stay as they are (default: off)", show_default=False)] = None,
     augment_16: Annotated[bool | None, typer.Option("--augment-16/--no-augment-16", help="rewrite task 16's "
                           "training stories so that answering the most common colour no longer pays (Franke "
                           "et al. 2018); validation and test stories stay as they are (default: off)",

@@ -93,10 +93,10 @@ def write_folder(root: Path, train: dict[str, str], test: dict[str, str]) -> Pat
     return folder
 
 
-def load_quietly(folder: Path, cache: Path, **options):
+def load_quietly(folder: Path, cache: Path, tasks: str = "16", **options):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # most tasks are missing on purpose
-        return load_babi("en-10k", tasks="16", data_dir=folder, valid_fraction=0.2, seed=0, cache_dir=cache,
+        return load_babi("en-10k", tasks=tasks, data_dir=folder, valid_fraction=0.2, seed=0, cache_dir=cache,
                          **options)
 
 

@@ -6,6 +6,7 @@
     encoding.py  the paper's encoding of a story: words in order, '-' answer slots after each question
     sources.py   a local folder or .tar.gz, or the Hugging Face Hub (facebook/babi_qa)
     loading.py   load_babi: parsed and tokenized datasets.Dataset rows (cached), vocabulary, splits
+    deduction.py task 15's training stories rewritten so that its most-feared-animal shortcut no longer pays
     induction.py task 16's training stories rewritten so that its most-common-colour shortcut no longer pays
     batching.py  padded, length-bucketed batches per (seed, epoch)
     sampling.py  rounds of training stories drawn by each task's validation error (--task-sampling error)

@@ -21,6 +21,9 @@ class DataConfig(JsonConfig):
     seed: int = 0  # the validation split; the same for every training seed
     # where an en-10k training file is missing (task 3 in some copies), train on the en (1k) one of the task
     fallback_1k: bool = option(False, "--fallback-1k", fixed=True)
+    # task 15's training stories rewritten so that answering the most feared animal no longer pays
+    # (data/deduction.py); validation and test stories are never rewritten
+    augment_15: bool = option(False, "--augment-15", fixed=True)
     # task 16's training stories rewritten so that its most-common-colour shortcut no longer pays
     # (Franke et al. 2018; data/induction.py); validation and test stories are never rewritten
     augment_16: bool = option(False, "--augment-16", fixed=True)
@@ -35,4 +38,4 @@ def load_data(dc: DataConfig, vocab: Vocabulary | None = None, data_dir: str | P
     given (else the config's): the one path by which training and evaluation load a run's data."""
     return load_babi(set_name=dc.set_name, tasks=dc.tasks, data_dir=data_dir or dc.data_dir,
                      valid_fraction=dc.valid_fraction, seed=dc.seed, vocab=vocab, fallback_1k=dc.fallback_1k,
-                     augment_16=dc.augment_16)
+                     augment_15=dc.augment_15, augment_16=dc.augment_16)

@@ -14,7 +14,7 @@ import os
 import shutil
 import uuid
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,9 +26,8 @@ from datasets.table import InMemoryTable
 
 from ..errors import DataError
 from ..hashing import sha256_bytes
+from . import deduction, induction
 from .encoding import FORMAT_VERSION, RAW_FEATURES, add_ids, cache_key, encode_story, tokenize_dataset
-from .induction import COLOURS, SPECIES, rewrite_story
-from .induction import TASK as INDUCTION_TASK
 from .parser import parse_babi_file
 from .sources import ARCHIVE_ROOT, resolve_source
 from .tasks import SPLITS, TASK_NAMES, check_set, format_task_spec, parse_task_spec, task_file, task_of_file
@@ -163,6 +162,7 @@ class BabiData:
     seed: int = 0
     notes: list[str] = field(default_factory=list)
     from_1k: list[int] = field(default_factory=list)  # tasks whose training stories come from the en (1k) file
+    augment_15: bool = False  # task 15's training stories rewritten (data/deduction.py)
     augment_16: bool = False  # task 16's training stories rewritten (data/induction.py)
     unknown: dict[str, list[str]] = field(default_factory=dict)  # split -> words of its files outside vocab
 
@@ -172,7 +172,7 @@ class BabiData:
     def training_changes(self) -> list[str]:
         """How the training stories differ from the set's own files, in a few words each (empty: they do not);
         reports and results files show them beside the run."""
-        changes = ["task 16 rewritten"] if self.augment_16 else []
+        changes = [f"task {t} rewritten" for t, on in ((15, self.augment_15), (16, self.augment_16)) if on]
         if self.from_1k:
             changes.append(f"task {format_task_spec(self.from_1k)} from en (1k)")
         return changes
@@ -181,13 +181,13 @@ class BabiData:
         """What `load_babi` needs to rebuild this data (for RUN/config.json)."""
         return {"set_name": self.set_name, "tasks": list(self.tasks), "valid_fraction": self.valid_fraction,
                 "seed": self.seed, "source": dict(self.source), "from_1k": list(self.from_1k),
-                "augment_16": self.augment_16}
+                "augment_15": self.augment_15, "augment_16": self.augment_16}
 
 
 def load_babi(set_name: str = "en-10k", tasks: str | int | Iterable[int] = "all",
               data_dir: str | Path | None = None, valid_fraction: float = 0.1, seed: int = 0,
               vocab: Vocabulary | None = None, *, cache_dir: str | Path | None = None, fallback_1k: bool = False,
-              augment_16: bool = False) -> BabiData:
+              augment_15: bool = False, augment_16: bool = False) -> BabiData:
     """Load bAbI `set_name` ("en-10k" or "en"), tasks `tasks` ("all", "1,2,5-7", or ints).
 
     Returns BabiData with train/valid/test Datasets, one row per story, columns
@@ -203,8 +203,9 @@ def load_babi(set_name: str = "en-10k", tasks: str | int | Iterable[int] = "all"
     `cache_dir`: where parsed and tokenized stories are cached (None: $BABI_DNC_CACHE, else the
     datasets cache; False: no cache, all in memory).
     `fallback_1k`: where an en-10k training file is missing, train on the en (1k) one of the same task (its
-    first 1,000 questions; the tasks are listed in `.from_1k` and in a note). `augment_16`: rewrite task 16's
-    training stories (not its validation or test stories) so that its shortcut no longer pays (induction.py).
+    first 1,000 questions; the tasks are listed in `.from_1k` and in a note). `augment_15`, `augment_16`: rewrite
+    task 15's (deduction.py), task 16's (induction.py) training stories, never their validation or test stories,
+    so that the task's most-common-answer shortcut no longer pays.
     """
     check_set(set_name)
     tasks = parse_task_spec(tasks)
@@ -250,11 +251,12 @@ def load_babi(set_name: str = "en-10k", tasks: str | int | Iterable[int] = "all"
     test_tasks = np.asarray(encoded["test"].data.column("task").to_numpy())
     train = encoded["train"].select(train_rows[wanted[train_rows]])
     data = BabiData(
-        train=rewrite_induction(train, vocab, seed) if augment_16 else train,
+        train=rewrite_training(train, vocab, seed, augment_15, augment_16),
         valid=encoded["train"].select(valid_rows[wanted[valid_rows]]),
         test=encoded["test"].select(np.flatnonzero(np.isin(test_tasks, tasks))),
         vocab=vocab, source=source.describe(), missing=missing, set_name=set_name, tasks=tasks,
-        valid_fraction=valid_fraction, seed=seed, notes=notes, from_1k=from_1k, augment_16=augment_16)
+        valid_fraction=valid_fraction, seed=seed, notes=notes, from_1k=from_1k, augment_15=augment_15,
+        augment_16=augment_16)
     for split in SPLITS:
         unknown = data.unknown[split] = _unknown_words(encoded[split], vocab.unk_id)
         if unknown:
@@ -280,23 +282,40 @@ def _borrow_1k_training(source, files: dict[str, bytes]) -> list[int]:
     return borrowed
 
 
-def rewrite_induction(train: datasets.Dataset, vocab: Vocabulary, seed: int) -> datasets.Dataset:
-    """`train` with its task-16 stories rewritten by induction.rewrite_story and encoded again (same rows,
-    same order; a generator seeded by (seed, 16), so the same data config gives the same stories)."""
-    rows = np.flatnonzero(np.asarray(train["task"]) == INDUCTION_TASK)
+def rewrite_training(train: datasets.Dataset, vocab: Vocabulary, seed: int, augment_15: bool,
+                     augment_16: bool) -> datasets.Dataset:
+    """`train` with the training rewrites asked for: task 15's (deduction.rewrite_story) and task 16's
+    (induction.rewrite_story), each drawing only words of `vocab`."""
+    def within(words):
+        return tuple(w for w in words if w in vocab.index)
+
+    if augment_15:
+        animals = within(deduction.PLURALS)
+        train = rewrite_task(train, vocab, seed, deduction.TASK,
+                             lambda s, rng: deduction.rewrite_story(s, rng, animals))
+    if augment_16:
+        species, colours = within(induction.SPECIES), within(induction.COLOURS)
+        train = rewrite_task(train, vocab, seed, induction.TASK,
+                             lambda s, rng: induction.rewrite_story(s, rng, species, colours))
+    return train
+
+
+def rewrite_task(train: datasets.Dataset, vocab: Vocabulary, seed: int, task: int,
+                 rewrite: Callable[[dict, np.random.Generator], dict]) -> datasets.Dataset:
+    """`train` with its stories of `task` rewritten by `rewrite(story, rng)` and encoded again (same rows, same
+    order; a generator seeded by (seed, task), so the same data config gives the same stories)."""
+    rows = np.flatnonzero(np.asarray(train["task"]) == task)
     if len(rows) == 0:
         return train
-    rng = np.random.default_rng([int(seed), INDUCTION_TASK])
-    species, colours = (tuple(w for w in words if w in vocab.index) for words in (SPECIES, COLOURS))
+    rng = np.random.default_rng([int(seed), task])
     new_rows = []
     for row in train.select(rows):
-        story = rewrite_story(row, rng, species, colours)
+        story = rewrite(row, rng)
         new_rows.append({**story, **encode_story(story, vocab)})
     rewritten = datasets.Dataset.from_list(new_rows, features=train.features)
     others = np.setdiff1d(np.arange(len(train)), rows)
     joined = datasets.concatenate_datasets([train.select(others), rewritten])
     return joined.select(np.argsort(np.concatenate([others, rows]), kind="stable"))
-
 
 def _missing_notes(set_name: str, tasks: list[int], missing: list[str], own_vocab: bool = True) -> list[str]:
     """What the missing files mean for this load, one sentence each (few, however many files)."""

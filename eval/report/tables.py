@@ -141,8 +141,10 @@ def _partly_trained(comparison: Comparison) -> bool:
 
 
 TRAINING_CHANGES = {  # the words of data.BabiData.training_changes, explained
-    "rewritten": "task 16's training stories rewritten so that the answer colour occurs once, as Franke et al. "
-                 "2018 did, its test stories untouched",
+    "task 15 rewritten": "task 15's training stories rewritten so that the answer is no more often feared than "
+                         "the other animals, its test stories untouched",
+    "task 16 rewritten": "task 16's training stories rewritten so that the answer colour occurs once, as Franke "
+                         "et al. 2018 did, its test stories untouched",
     "from en (1k)": "a task whose en-10k training file is missing here trained on the en file's 1,000 questions",
 }
 
