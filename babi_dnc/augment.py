@@ -13,6 +13,10 @@ Which words are interchangeable is found in the training data of each task, neve
     answers   the answer words of a task whose every answer word already occurs in its story before the
               question (places in task 1, objects and places in task 2, colours in task 16; not yes/no,
               counts, directions or motivations), minus the names.
+    species   task 15's animals with their plurals, renamed together (mouse/mice, wolf/wolves, cat/cats;
+              sheep, the same word for one and many, stays): its people are the same four in every story
+              and its answers are singular where its facts are plural, so the two rules above leave its
+              2,000 stories as they are, to be learned by heart (data/deduction.py).
 
 Each class is permuted separately, per story, with the task's own words. Pronouns are not changed, so in
 the coreference tasks (11, 13) a renamed story can read "Mary ... he": the answer still follows from the
@@ -32,6 +36,8 @@ import torch
 from torch import Tensor
 
 from .data import IGNORE_INDEX, tokenize
+from .data.deduction import SPECIES_FORMS
+from .data.deduction import TASK as DEDUCTION_TASK
 
 
 def _names(texts: list[str]) -> set[str]:
@@ -81,22 +87,27 @@ def _entity_classes(dataset, vocab) -> dict[int, list[Tensor]]:
         groups = [names, answers[task] - names if extractive[task] else set()]
         ids = [sorted(vocab.encode(sorted(g))) for g in groups]
         classes[task] = [torch.tensor(c, dtype=torch.long) for c in ids if len(c) >= 2 and vocab.unk_id not in c]
+    if DEDUCTION_TASK in classes and all(w in vocab.index for forms in SPECIES_FORMS for w in forms):
+        forms = torch.tensor([vocab.encode(list(f)) for f in zip(*SPECIES_FORMS, strict=True)])  # [2, m]
+        classes[DEDUCTION_TASK].append(forms)
     return classes
 
 
 def permutation_tables(tasks: Tensor, classes: dict[int, list[Tensor]], num_ids: int,
                        generator: torch.Generator) -> Tensor:
     """One random word-id mapping per story: tasks [B] -> tables [B, num_ids] (identity outside the
-    classes of the story's task; within each class, a uniformly random permutation)."""
+    classes of the story's task; within each class, a uniformly random permutation). A class is [m] word
+    ids, or [k, m]: k forms of m words (singular and plural), each form permuted by the same order."""
     B = tasks.shape[0]
     tables = torch.arange(num_ids).repeat(B, 1)  # [B, num_ids]
     for task, groups in classes.items():
         rows = torch.nonzero(tasks == task).squeeze(1)  # [B_k]
         if rows.numel() == 0:
             continue
-        for words in groups:  # [m]
-            order = torch.rand(rows.numel(), words.numel(), generator=generator).argsort(dim=1)  # [B_k, m]
-            tables[rows.unsqueeze(1), words.unsqueeze(0)] = words[order]
+        for words in groups:  # [m] or [k, m]
+            forms = words.reshape(-1, words.shape[-1])  # [k, m]
+            order = torch.rand(rows.numel(), forms.shape[1], generator=generator).argsort(dim=1)  # [B_k, m]
+            tables[rows[:, None, None], forms[None]] = forms[:, order].transpose(0, 1)  # [B_k, k, m]
     return tables
 
 
@@ -115,7 +126,8 @@ def permute_entities(batch: dict[str, Tensor], classes: dict[int, list[Tensor]],
 
 def describe(classes: dict[int, list[Tensor]], vocab) -> dict[int, list[list[str]]]:
     """The classes as words, for logs and tests."""
-    return {task: [vocab.decode(c.tolist()) for c in groups] for task, groups in classes.items()}
+    return {task: [vocab.decode(c.tolist()) if c.dim() == 1 else [vocab.decode(f) for f in c.tolist()] for c in groups]
+            for task, groups in classes.items()}
 
 
 __all__ = ["entity_classes", "permutation_tables", "permute_entities", "describe"]

@@ -110,3 +110,36 @@ def test_every_real_task_15_story_keeps_its_labels_and_loses_the_shortcut():
     before = np.mean([shortcut_accuracy(s) for s in stories])
     after = np.mean([shortcut_accuracy(s) for s in rewritten])
     assert 0.49 < before < 0.53 and 0.32 < after < 0.36  # 51.3% -> 34.3% right on en-10k
+
+
+def test_entity_permutation_renames_task_15_species_with_their_plurals(tmp_path):
+    """Task 15 has no names or extractive answers to permute; its species are renamed in both forms at once
+    (sheep, one word for both, stays), so every permuted story still answers by the task's rule."""
+    import torch
+
+    from babi_dnc.augment import describe, entity_classes, permute_entities
+    from babi_dnc.data import IGNORE_INDEX
+
+    name = "en-10k/qa15_basic-deduction_{}.txt"
+    folder = write_folder(tmp_path, {name.format("train"): STORIES * 5}, {name.format("test"): STORIES})
+    data = load_quietly(folder, tmp_path / "cache", tasks="15")
+    vocab = data.vocab
+    assert describe(entity_classes(data.train, vocab), vocab)[15] == [[["mouse", "wolf", "cat"],
+                                                                      ["mice", "wolves", "cats"]]]
+    row = data.train[0]
+    ids = torch.tensor([row["ids"]])  # [1, T]
+    targets = torch.full_like(ids, IGNORE_INDEX)
+    targets[0, row["answer_positions"]] = torch.tensor(row["answer_ids"])
+    batch = {"ids": ids, "targets": targets, "task": torch.tensor([15])}
+    generator, seen = torch.Generator().manual_seed(0), set()
+    for _ in range(30):
+        out = permute_entities(batch, entity_classes(data.train, vocab), vocab.size + 1, generator)
+        words = vocab.decode(out["ids"][0].tolist())
+        text = " ".join(words).replace(" .", ".").replace(" ?", "?").split(". ")
+        story = {"sentences": [s.capitalize() + "." for s in text[:8]], "question_after": [8] * 4,
+                 "questions": [f"What is {w} afraid of?" for w in [row["questions"][q].split()[2] for q in range(4)]]}
+        answers = vocab.decode(out["targets"][0, row["answer_positions"]].tolist())
+        assert [deduction_answer(story, q) for q in range(4)] == answers
+        assert ("sheep" in words) == ("sheep" in vocab.decode(row["ids"]))
+        seen.add(tuple(answers))
+    assert len(seen) > 3  # the answers change with the species

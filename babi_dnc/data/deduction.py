@@ -28,6 +28,8 @@ import numpy as np
 
 TASK = 15
 PLURALS = {"mice": "mouse", "wolves": "wolf", "sheep": "sheep", "cats": "cat"}  # species as facts and answers
+# (singular, plural) of the species whose two forms differ: what entity permutation renames (augment.py)
+SPECIES_FORMS = tuple((one, many) for many, one in PLURALS.items() if one != many)
 _FEAR = re.compile(r"^(\w+) are afraid of (\w+)\.$")
 _IS_A = re.compile(r"^(\w+) is an? (\w+)\.$")
 _QUESTION = re.compile(r"^What is (\w+) afraid of\?$")
@@ -93,4 +95,4 @@ def rewrite_story(story: dict, rng: np.random.Generator, animals: tuple[str, ...
     return {**story, "sentences": sentences}
 
 
-__all__ = ["TASK", "PLURALS", "deduction_answer", "most_feared", "rewrite_story"]
+__all__ = ["TASK", "PLURALS", "SPECIES_FORMS", "deduction_answer", "most_feared", "rewrite_story"]
