@@ -313,7 +313,8 @@ def test_nonfinite_steps_in_a_row_reload_the_last_checkpoint_and_lower_the_lr(tm
 def test_the_session_run_has_the_documented_layout(tiny_run):
     assert (tiny_run / "config.json").is_file() and (tiny_run / "vocab.json").is_file()
     config = json.loads((tiny_run / "config.json").read_text())
-    assert config["kind"] == "babi" and set(config) == {"kind", "model", "data", "train", "task"}
+    assert config["kind"] == "babi" and set(config) == {"kind", "model", "data", "train", "task", "training_data"}
+    assert config["training_data"] == []  # the tiny folder has every file it trains on, none rewritten
     for tag in ("latest", "best"):
         assert sorted(p.name for p in (tiny_run / "checkpoints" / tag).iterdir()) == [
             "meta.json", "model.safetensors", "trainer.pt"]
