@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from babi_dnc.data import load_babi
-from babi_dnc.data.deduction import most_feared
+from babi_dnc.data.deduction import shortcut_share
 from babi_dnc.runs import expand, load_run
 from eval.harness import predict
 
@@ -29,10 +29,10 @@ def main() -> None:
         warnings.simplefilter("ignore")  # other tasks' missing files do not matter here
         test = load_babi("en-10k", [15], args.data_dir, vocab=run.vocab).test
     answers = predict(run.model, test, run.vocab)
-    shortcut = [most_feared(test[int(row)]["sentences"]) for row in answers["row"]]
+    sentences = [test[int(row)]["sentences"] for row in answers["row"]]
 
-    def share(words) -> float:  # how often `words` is a most feared animal, a tie counted as a share
-        return float(np.mean([(w in top) / len(top) for w, top in zip(words, shortcut, strict=True)]))
+    def share(words) -> float:  # how often `words` is the shortcut's answer, over all questions
+        return float(np.mean([shortcut_share(w, s) for w, s in zip(words, sentences, strict=True)]))
 
     print(f"{args.run}: test error {100 * (1 - answers['correct'].mean()):.1f}% over {len(answers)} questions; "
           f"its answer is a most feared animal {100 * share(answers['predicted']):.1f}% of the time "

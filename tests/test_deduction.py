@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from babi_dnc.data import parse_babi_file
-from babi_dnc.data.deduction import deduction_answer, most_feared, rewrite_story
+from babi_dnc.data.deduction import deduction_answer, most_feared, rewrite_story, shortcut_share
 
 from .conftest import REAL_BABI, needs_real_babi
 from .test_induction import load_quietly, write_folder
@@ -43,8 +43,7 @@ STORIES = """\
 
 def shortcut_accuracy(story: dict) -> float:
     """How often answering the most feared animal is right, a tie broken at random (expected value)."""
-    top = most_feared(story["sentences"])
-    return float(np.mean([(a in top) / len(top) for a in story["answers"]]))
+    return float(np.mean([shortcut_share(a, story["sentences"]) for a in story["answers"]]))
 
 
 def test_the_rule_reads_every_answer_from_the_sentences():
@@ -52,6 +51,8 @@ def test_the_rule_reads_every_answer_from_the_sentences():
         assert [deduction_answer(story, q) for q in range(4)] == story["answers"]
     first = parse_babi_file(STORIES.encode())[0]
     assert most_feared(first["sentences"]) == ["wolf"] and shortcut_accuracy(first) == 0.75
+    tie = ["Mice are afraid of wolves.", "Cats are afraid of sheep."]
+    assert shortcut_share("wolf", tie) == 0.5 and shortcut_share("cat", tie) == 0.0 and shortcut_share("cat", []) == 0.0
 
 
 def test_the_rewrite_changes_only_facts_off_every_chain_and_keeps_the_answers():

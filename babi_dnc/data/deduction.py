@@ -69,6 +69,13 @@ def most_feared(sentences: list[str]) -> list[str]:
     return [animal for animal, n in counts.items() if n == top]
 
 
+def shortcut_share(answer: str, sentences: list[str]) -> float:
+    """How often the shortcut (a most feared animal, a tie broken at random) gives `answer`: 1/k if it is one
+    of the k most feared animals of `sentences`, else 0."""
+    top = most_feared(sentences)
+    return (answer in top) / len(top) if top else 0.0
+
+
 def rewrite_story(story: dict, rng: np.random.Generator, animals: tuple[str, ...] = tuple(PLURALS)) -> dict:
     """The story with the fear facts that are on no question's chain redrawn (see the module docstring),
     among `animals` (plural forms, the words a vocabulary has); a story of another form comes back unchanged."""
@@ -95,4 +102,5 @@ def rewrite_story(story: dict, rng: np.random.Generator, animals: tuple[str, ...
     return {**story, "sentences": sentences}
 
 
-__all__ = ["TASK", "PLURALS", "SPECIES_FORMS", "deduction_answer", "most_feared", "rewrite_story"]
+__all__ = ["TASK", "PLURALS", "SPECIES_FORMS", "deduction_answer", "most_feared", "shortcut_share",
+           "rewrite_story"]

@@ -317,6 +317,7 @@ def rewrite_task(train: datasets.Dataset, vocab: Vocabulary, seed: int, task: in
     joined = datasets.concatenate_datasets([train.select(others), rewritten])
     return joined.select(np.argsort(np.concatenate([others, rows]), kind="stable"))
 
+
 def _missing_notes(set_name: str, tasks: list[int], missing: list[str], own_vocab: bool = True) -> list[str]:
     """What the missing files mean for this load, one sentence each (few, however many files)."""
     task_of = task_of_file
