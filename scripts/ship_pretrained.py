@@ -5,7 +5,9 @@
 
 Each run's best checkpoint (weights and meta.json, no optimiser state), config, vocabulary and metrics go
 into the package with provenance.json (see babi_dnc/pretrained.py). The checksum recorded is that of the
-bAbI files the run's data settings select in DATA.
+bAbI files the run's data settings select in DATA. How a run's training stories differ from the set's files
+(config.json's "training_data", which chat and reports show) is the record its training wrote; a run without
+that record is refused.
 """
 
 from __future__ import annotations
@@ -39,13 +41,16 @@ def main() -> None:
     runs, commands = pairs(args.run, "run"), pairs(args.command, "command")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     for name, run_dir in runs.items():
-        data_config = DataConfig.from_dict(read_config(run_dir)["data"])
+        config = read_config(run_dir)
+        if "training_data" not in config:
+            raise SystemExit(f"{run_dir} was trained before config.json recorded how its training data differs "
+                             "from the set's files; ship a run trained at commit beab62f or later.")
+        data_config = DataConfig.from_dict(config["data"])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a missing training file is recorded in the run already
             babi = load_data(data_config, data_dir=args.data_dir)
         dest = export_run(run_dir, pretrained_root() / name, commands[name], babi.source["sha256"],
-                          hardware=args.hardware, shipped_at_commit=commit, missing_files=babi.missing,
-                          training_data=babi.training_changes())
+                          hardware=args.hardware, shipped_at_commit=commit, missing_files=babi.missing)
         print(f"{name}: {run_dir} -> {dest}")
 
 
