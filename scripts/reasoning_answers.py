@@ -1,0 +1,76 @@
+"""How a run answers the reasoning tasks on test, against each task's rule and the shortcuts it allows.
+
+    python scripts/reasoning_answers.py pretrained:dnc --data-dir ../shared/data/babi/tasks_1-20_v1-2 [--tasks 15,17]
+
+Task 15 (basic deduction): the test error, and how often the answer is the story's most feared animal (the
+shortcut data/deduction.py describes) against how often that is the label. Task 17 (positional reasoning):
+the test error and how often the answer is "yes", for each kind of question (data/positional.py): no fact,
+one fact or both facts on the question's axis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+
+import numpy as np
+import pandas as pd
+import torch
+
+from babi_dnc.data import load_babi
+from babi_dnc.data.deduction import shortcut_share
+from babi_dnc.data.positional import KINDS, question_kind
+from babi_dnc.runs import expand, load_run
+from eval.harness import predict
+
+
+def answers(run, task: int, data_dir: str) -> tuple[pd.DataFrame, list[dict]]:
+    """The run's scored answers to the task's test questions, and the test story of each answer."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # other tasks' missing files do not matter here
+        test = load_babi("en-10k", [task], data_dir, vocab=run.vocab).test
+    scored = predict(run.model, test, run.vocab)
+    return scored, [test[int(row)] for row in scored["row"]]
+
+
+def deduction(scored: pd.DataFrame, stories: list[dict]) -> str:
+    def share(words) -> float:  # how often `words` is the shortcut's answer, over all questions
+        return float(np.mean([shortcut_share(w, s["sentences"]) for w, s in zip(words, stories, strict=True)]))
+
+    return (f"task 15: test error {100 * (1 - scored['correct'].mean()):.1f}% over {len(scored)} questions; "
+            f"its answer is a most feared animal {100 * share(scored['predicted']):.1f}% of the time "
+            f"(the label: {100 * share(scored['expected']):.1f}%, a tie counted as a share)")
+
+
+def positional(scored: pd.DataFrame, stories: list[dict]) -> str:
+    kind = pd.Series([question_kind(s, int(q)) for s, q in zip(stories, scored["q"], strict=True)])
+    lines = [f"task 17: test error {100 * (1 - scored['correct'].mean()):.1f}% over {len(scored)} questions"]
+    for name in KINDS:
+        part = scored[(kind == name).to_numpy()]
+        lines.append(f"  {name}: {len(part)} questions, error {100 * (1 - part['correct'].mean()):.1f}%, "
+                     f"answers yes {100 * (part['predicted'] == 'yes').mean():.1f}% "
+                     f"(the label: {100 * (part['expected'] == 'yes').mean():.1f}%)")
+    return "\n".join(lines)
+
+
+SUMMARIES = {15: deduction, 17: positional}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="a run folder or pretrained:NAME")
+    parser.add_argument("--data-dir", required=True, help="the bAbI folder (tasks_1-20_v1-2)")
+    parser.add_argument("--tasks", default="15,17", help="which of tasks 15 and 17, e.g. 17")
+    args = parser.parse_args()
+    tasks = [int(t) for t in args.tasks.split(",")]
+    if not set(tasks) <= set(SUMMARIES):
+        raise SystemExit(f"--tasks takes 15 and 17, not {args.tasks!r}")
+    torch.set_num_threads(1)
+    run = load_run(expand(args.run)[0])
+    print(args.run)
+    for task in tasks:
+        print(SUMMARIES[task](*answers(run, task, args.data_dir)))
+
+
+if __name__ == "__main__":
+    main()
