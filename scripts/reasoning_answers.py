@@ -17,9 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from babi_dnc.data import load_babi
-from babi_dnc.data.deduction import shortcut_share
-from babi_dnc.data.positional import KINDS, question_kind
+from babi_dnc.data import deduction, load_babi, positional
 from babi_dnc.runs import expand, load_run
 from eval.harness import predict
 
@@ -33,19 +31,20 @@ def answers(run, task: int, data_dir: str) -> tuple[pd.DataFrame, list[dict]]:
     return scored, [test[int(row)] for row in scored["row"]]
 
 
-def deduction(scored: pd.DataFrame, stories: list[dict]) -> str:
+def deduction_summary(scored: pd.DataFrame, stories: list[dict]) -> str:
     def share(words) -> float:  # how often `words` is the shortcut's answer, over all questions
-        return float(np.mean([shortcut_share(w, s["sentences"]) for w, s in zip(words, stories, strict=True)]))
+        shares = [deduction.shortcut_share(w, s["sentences"]) for w, s in zip(words, stories, strict=True)]
+        return float(np.mean(shares))
 
     return (f"task 15: test error {100 * (1 - scored['correct'].mean()):.1f}% over {len(scored)} questions; "
             f"its answer is a most feared animal {100 * share(scored['predicted']):.1f}% of the time "
             f"(the label: {100 * share(scored['expected']):.1f}%, a tie counted as a share)")
 
 
-def positional(scored: pd.DataFrame, stories: list[dict]) -> str:
-    kind = pd.Series([question_kind(s, int(q)) for s, q in zip(stories, scored["q"], strict=True)])
+def positional_summary(scored: pd.DataFrame, stories: list[dict]) -> str:
+    kind = pd.Series([positional.question_kind(s, int(q)) for s, q in zip(stories, scored["q"], strict=True)])
     lines = [f"task 17: test error {100 * (1 - scored['correct'].mean()):.1f}% over {len(scored)} questions"]
-    for name in KINDS:
+    for name in positional.KINDS:
         part = scored[(kind == name).to_numpy()]
         lines.append(f"  {name}: {len(part)} questions, error {100 * (1 - part['correct'].mean()):.1f}%, "
                      f"answers yes {100 * (part['predicted'] == 'yes').mean():.1f}% "
@@ -53,7 +52,7 @@ def positional(scored: pd.DataFrame, stories: list[dict]) -> str:
     return "\n".join(lines)
 
 
-SUMMARIES = {15: deduction, 17: positional}
+SUMMARIES = {deduction.TASK: deduction_summary, positional.TASK: positional_summary}
 
 
 def main() -> None:

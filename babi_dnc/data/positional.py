@@ -13,7 +13,7 @@ horizontal: left/right), which is what a model must combine to answer:
     "both facts on the axis" the facts chain on one axis (left of, left of): transitivity
 
 `question_kind` says which; `positional_answer` applies the rule (tests/test_positional.py checks it against
-every en-10k training label). scripts/task17_answers.py breaks a run's test error down by kind.
+every en-10k training and test label). scripts/reasoning_answers.py breaks a run's test error down by kind.
 """
 
 from __future__ import annotations
