@@ -4,7 +4,6 @@ found (conftest.REAL_BABI)."""
 
 from __future__ import annotations
 
-import collections
 import warnings
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 
 from babi_dnc.data import load_babi, parse_babi_file
-from babi_dnc.data.induction import COLOURS, induction_answer, rewrite_story
+from babi_dnc.data.induction import colours_told, induction_answer, most_common_colours, rewrite_story, shortcut_share
 
 from .conftest import REAL_BABI, needs_real_babi
 
@@ -50,8 +49,9 @@ STORIES = """\
 """
 
 
-def colours_told(story: dict) -> list[str]:
-    return [s.split()[-1].rstrip(".") for s in story["sentences"] if s.split()[-1].rstrip(".") in COLOURS]
+def shortcut_error(stories: list[dict]) -> float:
+    """The error of answering a story's most common colour, a tie counted as a share."""
+    return 1 - float(np.mean([shortcut_share(s["answers"][0], s["sentences"]) for s in stories]))
 
 
 def test_the_rule_reads_the_answer_from_the_sentences():
@@ -60,14 +60,25 @@ def test_the_rule_reads_the_answer_from_the_sentences():
     assert induction_answer(second) == "white"  # Brian is a lion, Julius (a lion) is white
 
 
+def test_the_shortcut_is_the_most_common_colour_a_tie_counted_as_a_share():
+    first, second, third = parse_babi_file(STORIES.encode())
+    assert colours_told(first["sentences"]) == ["green", "white", "green", "green"]
+    assert most_common_colours(first["sentences"]) == ["green"] and shortcut_share("green", first["sentences"]) == 1.0
+    assert most_common_colours(third["sentences"]) == ["gray"] and shortcut_share("white", third["sentences"]) == 0.0
+    assert shortcut_error([first, second, third]) == pytest.approx(1 / 3)  # right on the first two
+    tie = ["Lily is green.", "Greg is white.", "Lily is a frog."]
+    assert shortcut_share("white", tie) == 0.5 and shortcut_share("gray", tie) == 0.0
+    assert shortcut_share("gray", []) == 0.0
+
+
 def test_the_rewrite_keeps_the_chain_and_the_answer_and_leaves_the_answer_colour_once():
     story = parse_babi_file(STORIES.encode())[0]
     new = rewrite_story(story, np.random.default_rng(0))
     chain = story["supporting"][0]
     assert [new["sentences"][i] for i in chain] == [story["sentences"][i] for i in chain]
     assert new["questions"] == story["questions"] and new["answers"] == story["answers"]
-    assert colours_told(story).count("green") == 3 and colours_told(new).count("green") == 1
-    assert len(set(colours_told(new))) == len(colours_told(new))  # every colour once
+    assert colours_told(story["sentences"]).count("green") == 3 and colours_told(new["sentences"]).count("green") == 1
+    assert len(set(colours_told(new["sentences"]))) == len(colours_told(new["sentences"]))  # every colour once
     swans = [s for s in new["sentences"] if s.endswith("is a swan.")]
     assert swans == ["Julius is a swan.", "Greg is a swan."]  # the asked species has one other member
     assert induction_answer(new) == "green"
@@ -114,7 +125,7 @@ def test_load_babi_rewrites_task_16_training_stories_only(tmp_path):
     assert after["answer_positions"] == before["answer_positions"]
     assert sum(a != b for a, b in zip(after["ids"], before["ids"], strict=True)) == len(before)  # all changed
     for row in after:
-        assert colours_told(row).count(row["answers"][0]) == 1
+        assert colours_told(row["sentences"]).count(row["answers"][0]) == 1
         assert induction_answer(row) == row["answers"][0]
         assert rewritten.vocab.decode(row["ids"]) == row["tokens"]  # ids encode the rewritten sentences
     again = load_quietly(folder, tmp_path / "cache2", augment_16=True)
@@ -143,13 +154,10 @@ def test_every_real_task_16_story_keeps_its_label_and_loses_the_shortcut():
     stories = parse_babi_file(REAL_BABI / "en-10k" / "qa16_basic-induction_train.txt")
     rng = np.random.default_rng(0)
 
-    def most_common_colour(story):
-        return collections.Counter(colours_told(story)).most_common(1)[0][0]
-
-    shortcut_before = np.mean([most_common_colour(s) != s["answers"][0] for s in stories])
+    shortcut_before = shortcut_error(stories)
     rewritten = [rewrite_story(s, rng) for s in stories]
     assert all(induction_answer(s) == s["answers"][0] for s in stories)  # the rule is the task's
     assert all(induction_answer(n) == s["answers"][0] for n, s in zip(rewritten, stories, strict=True))
-    assert all(colours_told(n).count(n["answers"][0]) == 1 for n in rewritten)
-    shortcut_after = np.mean([most_common_colour(n) != n["answers"][0] for n in rewritten])
-    assert 0.5 < shortcut_before < 0.55 and shortcut_after > 0.7  # 52.7% -> 77.8% error on en-10k
+    assert all(colours_told(n["sentences"]).count(n["answers"][0]) == 1 for n in rewritten)
+    shortcut_after = shortcut_error(rewritten)
+    assert 0.5 < shortcut_before < 0.55 and shortcut_after > 0.7  # 53.0% -> 75.0% error on en-10k

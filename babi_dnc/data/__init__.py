@@ -8,7 +8,9 @@
     loading.py   load_babi: parsed and tokenized datasets.Dataset rows (cached), vocabulary, splits
     deduction.py task 15's training stories rewritten so that its most-feared-animal shortcut no longer pays
     induction.py task 16's training stories rewritten so that its most-common-colour shortcut no longer pays
+    shortcuts.py the shortcut both rewrites take away: a story's most frequent word, a tie as a share
     positional.py task 17's rule, and its questions by how many facts lie on the asked axis
+    pathfinding.py task 19's rule, and its paths: straight or turning
     batching.py  padded, length-bucketed batches per (seed, epoch)
     sampling.py  rounds of training stories drawn by each task's validation error (--task-sampling error)
     stats.py     counts for `babi-dnc data --stats`

@@ -26,6 +26,8 @@ import re
 
 import numpy as np
 
+from .shortcuts import most_frequent, tie_share
+
 TASK = 15
 PLURALS = {"mice": "mouse", "wolves": "wolf", "sheep": "sheep", "cats": "cat"}  # species as facts and answers
 # (singular, plural) of the species whose two forms differ: what entity permutation renames (augment.py)
@@ -64,16 +66,13 @@ def deduction_answer(story: dict, question: int) -> str | None:
 
 def most_feared(sentences: list[str]) -> list[str]:
     """The animals feared by the most species in `sentences` (several on a tie): the shortcut's answers."""
-    counts = collections.Counter(_animal(m[2]) for s in sentences if (m := _FEAR.match(s)))
-    top = max(counts.values(), default=0)
-    return [animal for animal, n in counts.items() if n == top]
+    return most_frequent([_animal(m[2]) for s in sentences if (m := _FEAR.match(s))])
 
 
 def shortcut_share(answer: str, sentences: list[str]) -> float:
     """How often the shortcut (a most feared animal, a tie broken at random) gives `answer`: 1/k if it is one
     of the k most feared animals of `sentences`, else 0."""
-    top = most_feared(sentences)
-    return (answer in top) / len(top) if top else 0.0
+    return tie_share(answer, most_feared(sentences))
 
 
 def rewrite_story(story: dict, rng: np.random.Generator, animals: tuple[str, ...] = tuple(PLURALS)) -> dict:

@@ -21,6 +21,8 @@ import re
 
 import numpy as np
 
+from .shortcuts import most_frequent, tie_share
+
 TASK = 16
 SPECIES = ("frog", "lion", "rhino", "swan")
 COLOURS = ("gray", "green", "white", "yellow")
@@ -50,6 +52,22 @@ def induction_answer(story: dict) -> str | None:
         if name != asked[1] and species[name] == kind and name in colour:
             return colour[name]
     return None
+
+
+def colours_told(sentences: list[str]) -> list[str]:
+    """The colour of every colour fact among `sentences`, in order ("Julius is green." -> "green")."""
+    return [m[2] for s in sentences if (m := _IS_COLOUR.match(s)) and m[2] in COLOURS]
+
+
+def most_common_colours(sentences: list[str]) -> list[str]:
+    """The colours told most often in `sentences` (several on a tie): the shortcut's answers."""
+    return most_frequent(colours_told(sentences))
+
+
+def shortcut_share(answer: str, sentences: list[str]) -> float:
+    """How often the shortcut (a most common colour, a tie broken at random) gives `answer`: 1/k if it is one
+    of the k most common colours of `sentences`, else 0."""
+    return tie_share(answer, most_common_colours(sentences))
 
 
 def rewrite_story(story: dict, rng: np.random.Generator, species: tuple[str, ...] = SPECIES,
