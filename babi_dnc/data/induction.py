@@ -101,4 +101,5 @@ def rewrite_story(story: dict, rng: np.random.Generator, species: tuple[str, ...
     return {**story, "sentences": sentences}
 
 
-__all__ = ["TASK", "SPECIES", "COLOURS", "induction_answer", "rewrite_story"]
+__all__ = ["TASK", "SPECIES", "COLOURS", "induction_answer", "colours_told", "most_common_colours", "shortcut_share",
+           "rewrite_story"]
